@@ -1,0 +1,29 @@
+import { createPostgresDb } from './postgres'
+import { createSqliteDb } from './sqlite'
+import type { Db, Provider } from './types'
+
+export { Sql, empty, join, sql } from './sql'
+export type { Db, Executor, Provider, Row } from './types'
+export { SQLITE_PRAGMAS, openSqlite, sqlitePath } from './sqlite'
+export { loadMigrations } from './migrations'
+export type { PrismaClient } from './generated/sqlite/client'
+
+export const DEFAULT_DATABASE_URL = 'file:./data/stdops.db'
+
+export function providerOf(url: string): Provider {
+  if (/^postgres(ql)?:\/\//.test(url)) return 'postgresql'
+  if (url.startsWith('file:') || url === ':memory:') return 'sqlite'
+  throw new Error(`DATABASE_URL must start with file: (SQLite) or postgresql:// (PostgreSQL), got ${redactUrl(url)}`)
+}
+
+/** A URL fit for logs: the password replaced. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@')
+}
+
+export type MigratableDb = Db & { migrate(): Promise<string[]> }
+
+/** Opens the database the URL names: a SQLite file for `file:…`, PostgreSQL for `postgresql://…`. */
+export function createDb(url: string, opts: { poolSize?: number } = {}): MigratableDb {
+  return providerOf(url) === 'postgresql' ? createPostgresDb(url, opts) : createSqliteDb(url)
+}

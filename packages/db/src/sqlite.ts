@@ -1,0 +1,126 @@
+import { mkdirSync } from 'node:fs'
+import { EventEmitter } from 'node:events'
+import { dirname } from 'node:path'
+import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3'
+import Database from 'better-sqlite3'
+import { PrismaClient } from './generated/sqlite/client'
+import { loadMigrations, MIGRATIONS_TABLE_SQL, newMigrationId } from './migrations'
+import { Mutex } from './mutex'
+import type { Sql } from './sql'
+import type { Db, Executor, Row } from './types'
+
+/** The pragmas stdops runs SQLite with (the benchmark's floor uses the same). */
+export const SQLITE_PRAGMAS = [
+  'journal_mode = WAL',
+  'synchronous = NORMAL',
+  'busy_timeout = 5000',
+  'foreign_keys = ON',
+] as const
+
+export function sqlitePath(url: string): string {
+  return url.replace(/^file:/, '').replace(/\?.*$/, '')
+}
+
+export function openSqlite(url: string): Database.Database {
+  const path = sqlitePath(url)
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const conn = new Database(path)
+  for (const p of SQLITE_PRAGMAS) conn.pragma(p)
+  return conn
+}
+
+/**
+ * One connection of our own for statements we write (the hot paths), beside Prisma's. SQLite has
+ * one writer: every statement and transaction on this connection takes the mutex, so a
+ * transaction is never interleaved with another caller's statement.
+ */
+export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]> } {
+  const conn = openSqlite(url)
+  const mutex = new Mutex()
+  const cache = new Map<string, Database.Statement>()
+  const emitter = new EventEmitter()
+  emitter.setMaxListeners(0)
+
+  const prepare = (text: string) => {
+    let stmt = cache.get(text)
+    if (!stmt) {
+      stmt = conn.prepare(text)
+      if (cache.size > 1000) cache.clear()
+      cache.set(text, stmt)
+    }
+    return stmt
+  }
+  const run = (q: Sql): { rows: Row[]; changes: number } => {
+    const { text, values } = q.compile('sqlite')
+    const stmt = prepare(text)
+    if (stmt.reader) return { rows: stmt.all(...values) as Row[], changes: 0 }
+    return { rows: [], changes: stmt.run(...values).changes }
+  }
+  const inTx: Executor = {
+    provider: 'sqlite',
+    query: async <T = Row>(q: Sql) => run(q).rows as T[],
+    execute: async (q: Sql) => {
+      const r = run(q)
+      return r.changes || r.rows.length
+    },
+  }
+  const adapter = new PrismaBetterSqlite3({ url: `file:${sqlitePath(url)}`, timeout: 5000 })
+  const prisma = new PrismaClient({ adapter })
+
+  return {
+    provider: 'sqlite',
+    url,
+    prisma,
+    query: (q) => mutex.run(() => inTx.query(q)),
+    execute: (q) => mutex.run(() => inTx.execute(q)),
+    tx: (fn) =>
+      mutex.run(async () => {
+        conn.prepare('BEGIN IMMEDIATE').run()
+        try {
+          const result = await fn(inTx)
+          conn.prepare('COMMIT').run()
+          return result
+        } catch (err) {
+          if (conn.inTransaction) conn.prepare('ROLLBACK').run()
+          throw err
+        }
+      }),
+    notify: async (channel, payload) => {
+      emitter.emit(channel, payload)
+    },
+    listen: async (channel, onMessage) => {
+      emitter.on(channel, onMessage)
+      return async () => {
+        emitter.off(channel, onMessage)
+      }
+    },
+    migrate: () =>
+      mutex.run(() => {
+        conn.exec(MIGRATIONS_TABLE_SQL.sqlite)
+        const applied = new Set(
+          (conn.prepare('SELECT migration_name FROM _prisma_migrations WHERE rolled_back_at IS NULL').all() as {
+            migration_name: string
+          }[]).map((r) => r.migration_name),
+        )
+        const done: string[] = []
+        for (const m of loadMigrations('sqlite')) {
+          if (applied.has(m.name)) continue
+          conn.transaction(() => {
+            conn.exec(m.sql)
+            conn
+              .prepare(
+                `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
+                 VALUES (?, ?, ?, current_timestamp, current_timestamp, 1)`,
+              )
+              .run(newMigrationId(), m.checksum, m.name)
+          }).immediate()
+          done.push(m.name)
+        }
+        return done
+      }),
+    close: async () => {
+      await prisma.$disconnect()
+      conn.close()
+    },
+  }
+}

@@ -1,0 +1,28 @@
+import type { PrismaClient } from './generated/sqlite/client'
+import type { Sql } from './sql'
+
+export type Provider = 'sqlite' | 'postgresql'
+export type Row = Record<string, unknown>
+
+/** Runs statements: the database itself, or one open transaction. */
+export interface Executor {
+  readonly provider: Provider
+  query<T = Row>(q: Sql): Promise<T[]>
+  /** Returns the number of rows changed. */
+  execute(q: Sql): Promise<number>
+}
+
+export interface Db extends Executor {
+  /** Prisma for the cold paths (admin, templates, listings). Both generated clients share this API. */
+  readonly prisma: PrismaClient
+  readonly url: string
+  /**
+   * Runs `fn` in one transaction: commit when it resolves, roll back when it throws. Do no I/O
+   * but the executor's inside `fn`: on SQLite the connection is held for the whole call.
+   */
+  tx<T>(fn: (tx: Executor) => Promise<T>): Promise<T>
+  /** Cross-process wake-ups: PostgreSQL LISTEN/NOTIFY; in-process only on SQLite. */
+  notify(channel: string, payload: string): Promise<void>
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>
+  close(): Promise<void>
+}
