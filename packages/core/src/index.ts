@@ -1,1 +1,10 @@
-export {}
+export * from './states'
+export * from './errors'
+export * from './expr'
+export * from './constants'
+export * from './pipeline/schema'
+export * from './pipeline/graph'
+export * from './pipeline/validate'
+export * from './legacy'
+export * from './status'
+export * from './time'

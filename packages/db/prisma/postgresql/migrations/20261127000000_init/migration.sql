@@ -235,3 +235,10 @@ CREATE TABLE "task_events" (
 
 -- CreateIndex
 CREATE UNIQUE INDEX "task_events_task_id_seq_key" ON "task_events"("task_id", "seq");
+
+-- CreateTable
+CREATE TABLE "settings" (
+    "key" TEXT NOT NULL,
+    "value" TEXT NOT NULL,
+    CONSTRAINT "settings_pkey" PRIMARY KEY ("key")
+);

@@ -1,0 +1,84 @@
+import { createDb, type MigratableDb, redactUrl } from '@stdops/db'
+import { createEngine, loadComponentModules } from '@stdops/engine'
+import pino, { type Logger } from 'pino'
+import { newSecret } from './crypto'
+import type { Env } from './env'
+import { type Deps, serverUtcOffset } from './services/deps'
+import { RateLimiter } from './services/rate-limit'
+import { sql } from '@stdops/db'
+
+export function createLogger(env: Pick<Env, 'LOG_LEVEL'>): Logger {
+  return pino({
+    level: env.LOG_LEVEL,
+    // Credentials never reach the logs, whatever logs a request or an error.
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers["x-bkapi-authorization"]',
+        'req.headers["x-bk-app-secret"]',
+        '*.bk_app_secret',
+        '*.bk_token',
+        '*.app_secret',
+      ],
+      censor: '[redacted]',
+    },
+  })
+}
+
+/**
+ * The HMAC key for secrets and tokens: STDOPS_SECRET_KEY when set (do set it in production, so a
+ * copy of the database alone cannot test guesses); otherwise one generated on first start and
+ * kept in the settings table, so every process sharing the database agrees on it.
+ */
+async function secretKeyFor(db: MigratableDb, env: Env): Promise<string> {
+  if (env.STDOPS_SECRET_KEY) return env.STDOPS_SECRET_KEY
+  const candidate = newSecret(32)
+  if (db.provider === 'postgresql') {
+    await db.execute(sql`INSERT INTO settings (key, value) VALUES (${'secret_key'}, ${candidate}) ON CONFLICT (key) DO NOTHING`)
+  } else {
+    await db.execute(sql`INSERT OR IGNORE INTO settings (key, value) VALUES (${'secret_key'}, ${candidate})`)
+  }
+  const [row] = await db.query<{ value: string }>(sql`SELECT value FROM settings WHERE key = ${'secret_key'}`)
+  return row!.value
+}
+
+export interface Runtime {
+  deps: Deps
+  db: MigratableDb
+  close(): Promise<void>
+}
+
+/** env → database (migrated) → engine → the deps every use case takes. */
+export async function createRuntime(env: Env, logger: Logger = createLogger(env)): Promise<Runtime> {
+  const db = createDb(env.DATABASE_URL, { poolSize: env.STDOPS_DB_POOL_SIZE })
+  const applied = await db.migrate()
+  if (applied.length > 0) logger.info({ applied, database: redactUrl(env.DATABASE_URL) }, 'migrations applied')
+  const components = env.STDOPS_COMPONENTS
+    ? await loadComponentModules(env.STDOPS_COMPONENTS.split(',').map((s) => s.trim()).filter(Boolean))
+    : []
+  const engine = createEngine({
+    db,
+    logger: logger.child({ component: 'engine' }),
+    components,
+    concurrency: env.STDOPS_WORKER_CONCURRENCY,
+    revokeGraceMs: env.STDOPS_REVOKE_GRACE_MS,
+  })
+  const deps: Deps = {
+    db,
+    engine,
+    logger,
+    secretKey: await secretKeyFor(db, env),
+    publicUrl: (env.STDOPS_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
+    utcOffsetMinutes: serverUtcOffset,
+    authFailures: new RateLimiter(),
+    now: Date.now,
+  }
+  return {
+    deps,
+    db,
+    close: async () => {
+      await engine.stop({ drainMs: env.STDOPS_DRAIN_MS })
+      await db.close()
+    },
+  }
+}

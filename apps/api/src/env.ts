@@ -1,0 +1,28 @@
+import { z } from 'zod'
+
+/** The one place that reads process.env. Everything else is handed these values. */
+const EnvSchema = z.object({
+  DATABASE_URL: z.string().min(1).default('file:./data/stdops.db'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  STDOPS_PUBLIC_URL: z.string().url().optional(),
+  STDOPS_SECRET_KEY: z.string().min(16).optional(),
+  STDOPS_COMPONENTS: z.string().optional(),
+  STDOPS_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+  STDOPS_REVOKE_GRACE_MS: z.coerce.number().int().min(0).default(10000),
+  STDOPS_DRAIN_MS: z.coerce.number().int().min(0).default(10000),
+  STDOPS_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  STDOPS_DEMO: z.enum(['0', '1']).default('1'),
+})
+
+export type Env = z.infer<typeof EnvSchema>
+
+export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(source)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new Error(`invalid environment: ${issue?.path.join('.')}: ${issue?.message}`)
+  }
+  return parsed.data
+}

@@ -1,0 +1,104 @@
+import {
+  CreateTaskParamsSchema,
+  CreateTemplateParamsSchema,
+  GetTaskDetailParamsSchema,
+  GetTaskListParamsSchema,
+  GetTaskOperateRecordParamsSchema,
+  GetTaskStatusParamsSchema,
+  GetTasksStatusParamsSchema,
+  GetTemplateInfoParamsSchema,
+  GetTemplateListParamsSchema,
+  OperateTaskParamsSchema,
+  StartTaskParamsSchema,
+} from '@stdops/core'
+import type { z } from 'zod'
+import type { Caller } from '../services/auth'
+import type { Deps } from '../services/deps'
+import * as tasks from '../services/tasks'
+import * as templates from '../services/templates'
+
+/** What a legacy API returns on success: its `data`, and any keys that sit beside the envelope's six. */
+export interface ApiResult {
+  data: unknown
+  extra?: Record<string, unknown>
+}
+
+export interface LegacyApi<S extends z.ZodType = z.ZodType> {
+  method: 'GET' | 'POST'
+  params: S
+  run(deps: Deps, caller: Caller, p: z.output<S>): Promise<ApiResult>
+}
+
+const api = <S extends z.ZodType>(a: LegacyApi<S>) => a as unknown as LegacyApi
+
+const ref = (p: { bk_biz_id: number; scope: 'cmdb_biz' | 'project' }) => ({ bk_biz_id: p.bk_biz_id, scope: p.scope })
+
+/** The first release's APIs (esb-api.md §4), each an adapter: params in, one service call, data out. */
+export const LEGACY_APIS: Record<string, LegacyApi> = {
+  operate_task: api({
+    method: 'POST',
+    params: OperateTaskParamsSchema,
+    run: async (d, c, p) => {
+      await tasks.operateTask(d, c, ref(p), p.task_id, p.action, 'api')
+      return { data: {} }
+    },
+  }),
+  start_task: api({
+    method: 'POST',
+    params: StartTaskParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.startTask(d, c, ref(p), p.task_id, 'api') }),
+  }),
+  create_task: api({
+    method: 'POST',
+    params: CreateTaskParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.createTask(d, c, ref(p), p, { source: 'api' }) }),
+  }),
+  create_and_start_task: api({
+    method: 'POST',
+    params: CreateTaskParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.createTask(d, c, ref(p), p, { start: true, source: 'api' }) }),
+  }),
+  get_task_status: api({
+    method: 'GET',
+    params: GetTaskStatusParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.taskStatus(d, c, ref(p), p.task_id) }),
+  }),
+  get_tasks_status: api({
+    method: 'POST',
+    params: GetTasksStatusParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.tasksStatus(d, c, ref(p), p.task_id_list) }),
+  }),
+  get_task_detail: api({
+    method: 'GET',
+    params: GetTaskDetailParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.taskDetail(d, c, ref(p), p.task_id) }),
+  }),
+  get_task_list: api({
+    method: 'GET',
+    params: GetTaskListParamsSchema,
+    run: async (d, c, p) => {
+      const { list, count } = await tasks.listTasks(d, c, ref(p), p)
+      return { data: list, extra: { count } }
+    },
+  }),
+  get_task_operate_record: api({
+    method: 'GET',
+    params: GetTaskOperateRecordParamsSchema,
+    run: async (d, c, p) => ({ data: await tasks.operateRecords(d, c, ref(p), p.task_id, p.node_id) }),
+  }),
+  create_template: api({
+    method: 'POST',
+    params: CreateTemplateParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.createTemplate(d, c, ref(p), p) }),
+  }),
+  get_template_list: api({
+    method: 'GET',
+    params: GetTemplateListParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.listTemplates(d, c, ref(p)) }),
+  }),
+  get_template_info: api({
+    method: 'GET',
+    params: GetTemplateInfoParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.getTemplate(d, c, ref(p), p.template_id) }),
+  }),
+}

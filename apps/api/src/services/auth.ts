@@ -1,0 +1,79 @@
+import { AuthenticationError, RateLimitedError } from '@stdops/core'
+import { sql } from '@stdops/db'
+import { hashSecret, sameDigest } from '../crypto'
+import type { Deps } from './deps'
+
+/** Credentials as they arrived (header, body or query), aliases already folded in. */
+export interface Credentials {
+  appCode?: string | undefined
+  appSecret?: string | undefined
+  token?: string | undefined
+  username?: string | undefined
+}
+
+export interface Caller {
+  app: { id: number; code: string; trusted: boolean }
+  username: string
+  userId: number | null
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined)
+
+/** Reads the four keys and their aliases from one source object. */
+export function credentialsFrom(source: Record<string, unknown>): Credentials {
+  return {
+    appCode: str(source.bk_app_code) ?? str(source.app_code),
+    appSecret: str(source.bk_app_secret) ?? str(source.app_secret),
+    token: str(source.bk_token),
+    username: str(source.bk_username) ?? str(source.username),
+  }
+}
+
+/**
+ * The ESB's checks, in the order and with the messages of esb-api.md §5. Every failure counts
+ * against the (app code, client address) pair; past the limit a failing attempt is refused with
+ * 1306429 instead.
+ */
+export async function authenticate(deps: Deps, creds: Credentials, clientIp: string): Promise<Caller> {
+  const fail = (message: string): never => {
+    if (deps.authFailures.fail(`${creds.appCode ?? ''}\u0000${clientIp}`, deps.now())) {
+      throw new RateLimitedError('too many failed authentications for this app and address; try again later')
+    }
+    throw new AuthenticationError(message)
+  }
+  const { appCode, appSecret, token, username } = creds
+  if (!appCode) return fail('APP Code [bk_app_code] cannot be empty')
+  if (!appSecret) return fail('APP Secret [bk_app_secret] cannot be empty')
+  const [app] = await deps.db.query<{ id: number; code: string; secret_hash: string; trusted: unknown; user_skip: unknown }>(
+    sql`SELECT id, code, secret_hash, trusted, user_skip FROM apps WHERE code = ${appCode}`,
+  )
+  if (!app) {
+    return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)
+  }
+  if (!sameDigest(hashSecret(deps.secretKey, appSecret), app.secret_hash)) {
+    return fail(`APP Secret verification failed, please confirm the APP Secret and APP Code [bk_app_code=${appCode}] match`)
+  }
+  const appInfo = { id: app.id, code: app.code, trusted: Boolean(app.trusted) }
+  if (token) {
+    const digest = hashSecret(deps.secretKey, token)
+    const [row] = await deps.db.query<{ token_hash: string; user_id: number; username: string; expires_at: number | null; revoked_at: number | null }>(
+      sql`SELECT t.token_hash, t.user_id, u.username, t.expires_at, t.revoked_at
+          FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ${digest}`,
+    )
+    const now = deps.now()
+    if (
+      !row ||
+      !sameDigest(digest, row.token_hash) ||
+      row.revoked_at !== null ||
+      (row.expires_at !== null && Number(row.expires_at) <= now)
+    ) {
+      return fail('User authentication failed, please check if the bk_token is valid')
+    }
+    return { app: appInfo, username: row.username, userId: row.user_id }
+  }
+  if (username && Boolean(app.user_skip)) {
+    const [user] = await deps.db.query<{ id: number }>(sql`SELECT id FROM users WHERE username = ${username}`)
+    return { app: appInfo, username, userId: user?.id ?? null }
+  }
+  return fail('User authentication failed, please provide a valid user identity, such as bk_token, bk_username')
+}

@@ -1,0 +1,21 @@
+import type { Db } from '@stdops/db'
+import type { Engine } from '@stdops/engine'
+import type { Logger } from 'pino'
+import { RateLimiter } from './rate-limit'
+
+/** What every use case gets: built once in main.ts (or a test) and passed down. */
+export interface Deps {
+  db: Db
+  engine: Engine
+  logger: Logger
+  /** HMAC key for secrets and tokens. */
+  secretKey: string
+  /** Base of task_url. */
+  publicUrl: string
+  /** Minutes east of UTC for legacy time strings; a function because it moves with DST. */
+  utcOffsetMinutes: (at: Date) => number
+  authFailures: RateLimiter
+  now: () => number
+}
+
+export const serverUtcOffset = (at: Date) => -at.getTimezoneOffset()

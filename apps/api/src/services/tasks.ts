@@ -1,0 +1,377 @@
+import {
+  buildStatusTree,
+  InvalidOperationError,
+  type NodeState,
+  NotFoundError,
+  ParamInvalidError,
+  resolveConstants,
+  type TaskState,
+  transitionTask,
+  validatePipelineTree,
+} from '@stdops/core'
+import { type Executor, sql } from '@stdops/db'
+import { appendTaskEvent } from '@stdops/engine'
+import type { Caller } from './auth'
+import type { Deps } from './deps'
+import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
+import { findTemplate } from './templates'
+import { formatTime, parseLocalTime } from './time'
+
+/** Where an operation came from, as operate records name it: `api` for the ESB routes, `app` for tRPC and the CLI. */
+export type OperateSource = 'api' | 'app'
+
+export interface CreateTaskInput {
+  template_id: number
+  name: string
+  constants?: Record<string, unknown> | undefined
+  pipeline_tree?: Record<string, unknown> | undefined
+  description?: string | undefined
+  callback_url?: string | undefined
+}
+
+interface TaskRow {
+  id: number
+  project_id: number
+  name: string
+  state: TaskState
+  version: number
+}
+
+export function taskUrl(deps: Deps, projectId: number, taskId: number): string {
+  return `${deps.publicUrl}/taskflow/execute/${projectId}/?instance_id=${taskId}`
+}
+
+const notFound = (taskId: number, ref: ProjectRef) =>
+  new NotFoundError(`task[id=${taskId}] does not exist in project(${ref.bk_biz_id})`)
+
+/** A task of the project; a task of another project is answered exactly like a missing one. */
+async function findTask(deps: Deps, project: Project, taskId: number): Promise<TaskRow> {
+  const rows =
+    taskId > 2147483647
+      ? []
+      : await deps.db.query<TaskRow>(
+          sql`SELECT id, project_id, name, state, version FROM tasks WHERE id = ${taskId} AND project_id = ${project.id}`,
+        )
+  const row = rows[0]
+  if (!row) throw notFound(taskId, project.ref)
+  return row
+}
+
+async function writeRecord(
+  tx: Executor,
+  r: { taskId: number; projectId: number; operator: string; type: string; source: OperateSource; at: number },
+) {
+  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
+    VALUES (${r.taskId}, ${r.projectId}, ${''}, ${r.operator}, ${r.type}, ${r.source}, ${r.at})`)
+}
+
+/** Applies constant overrides (keyed `${key}` or `key`) to a tree's constants; unknown keys are ignored, as bk-sops does. */
+function withOverrides(tree: Record<string, unknown>, overrides: Record<string, unknown> | undefined) {
+  if (!overrides) return tree
+  const constants = { ...((tree.constants as Record<string, Record<string, unknown>> | undefined) ?? {}) }
+  for (const [k, v] of Object.entries(overrides)) {
+    const key = k.startsWith('${') ? k : `\${${k}}`
+    const c = constants[key]
+    if (c) constants[key] = { ...c, value: v }
+  }
+  return { ...tree, constants }
+}
+
+export async function createTask(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  input: CreateTaskInput,
+  opts: { start?: boolean; source: OperateSource },
+) {
+  const project = await resolveProject(deps, ref)
+  const template = await findTemplate(deps, project.id, input.template_id, ref)
+  await authorize(deps, caller, project, ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)))
+  const base = input.pipeline_tree ?? (JSON.parse(template.pipelineTree) as Record<string, unknown>)
+  const tree = withOverrides(base, input.constants)
+  const checked = validatePipelineTree(tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
+  if (!checked.ok) throw new ParamInvalidError(`invalid pipeline_tree: ${checked.message}`)
+  const resolved = resolveConstants(checked.tree.constants ?? {})
+  if (!resolved.ok) throw new ParamInvalidError(`invalid constants: ${resolved.message}`)
+
+  const now = deps.now()
+  const taskId = await deps.db.tx(async (tx) => {
+    const [row] = await tx.query<{ id: number }>(sql`INSERT INTO tasks
+      (project_id, template_id, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, created_at)
+      VALUES (${project.id}, ${template.id}, ${input.name}, ${input.description ?? ''}, ${caller.username}, ${''}, ${'CREATED'}, ${0}, ${0},
+              ${JSON.stringify(tree)}, ${JSON.stringify(tree.constants ?? {})}, ${'{}'}, ${input.callback_url ?? null}, ${now})
+      RETURNING id`)
+    const id = row!.id
+    await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
+    await writeRecord(tx, { taskId: id, projectId: project.id, operator: caller.username, type: 'create', source: opts.source, at: now })
+    if (opts.start) await applyOperation(deps, tx, { id, state: 'CREATED', version: 0 }, project, caller, 'start', opts.source)
+    return id
+  })
+  if (opts.start) deps.engine.afterCommit(taskId, 'start')
+  return { task_id: taskId, task_url: taskUrl(deps, project.id, taskId), pipeline_tree: tree }
+}
+
+/**
+ * One operation as a compare-and-set on the task row, inside `tx`: decide with the pure
+ * transition, update only if the version is still the one decided on, and otherwise read again
+ * and decide again, so the loser of a race answers as if it had come second.
+ */
+async function applyOperation(
+  deps: Deps,
+  tx: Executor,
+  first: Pick<TaskRow, 'id' | 'state' | 'version'>,
+  project: Project,
+  caller: Caller,
+  action: string,
+  source: OperateSource,
+): Promise<TaskState> {
+  let current = first
+  for (;;) {
+    const t = transitionTask(current.state, action)
+    if (!t.ok) throw new InvalidOperationError(t.message)
+    const changed = await tx.query<{ event_seq: number }>(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
+        started_at = CASE WHEN ${action === 'start'} THEN ${deps.now()} ELSE started_at END,
+        executor = CASE WHEN ${action === 'start'} THEN ${caller.username} ELSE executor END,
+        finished_at = CASE WHEN ${t.next === 'REVOKED'} THEN ${deps.now()} ELSE finished_at END
+      WHERE id = ${current.id} AND version = ${current.version} RETURNING event_seq`)
+    if (changed.length === 1) {
+      // Taken after the row is ours: later than any node start that committed before this change.
+      const at = deps.now()
+      await appendTaskEvent(tx, current.id, { type: 'task_state', state: t.next }, at)
+      await writeRecord(tx, { taskId: current.id, projectId: project.id, operator: caller.username, type: action, source, at })
+      const hook = { start: deps.engine.onStarted, pause: deps.engine.onPaused, resume: deps.engine.onResumed, revoke: deps.engine.onRevoked }[
+        action as 'start' | 'pause' | 'resume' | 'revoke'
+      ]
+      await hook.call(deps.engine, tx, current.id, at)
+      return t.next
+    }
+    const [again] = await tx.query<TaskRow>(sql`SELECT id, project_id, name, state, version FROM tasks WHERE id = ${current.id}`)
+    if (!again) throw new Error(`task ${current.id} vanished during an operation`)
+    current = again
+  }
+}
+
+export async function operateTask(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  taskId: number,
+  action: string | undefined,
+  source: OperateSource,
+): Promise<{ state: TaskState }> {
+  const project = await resolveProject(deps, ref)
+  const task = await findTask(deps, project, taskId)
+  await authorize(deps, caller, project, 'task_operate')
+  const state = await deps.db.tx(async (tx) => {
+    const [fresh] = await tx.query<TaskRow>(sql`SELECT id, project_id, name, state, version FROM tasks WHERE id = ${task.id}`)
+    return applyOperation(deps, tx, fresh ?? task, project, caller, action ?? '', source)
+  })
+  deps.engine.afterCommit(taskId, action as 'start' | 'pause' | 'resume' | 'revoke')
+  return { state }
+}
+
+export async function startTask(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, source: OperateSource) {
+  const project = await resolveProject(deps, ref)
+  await operateTask(deps, caller, ref, taskId, 'start', source)
+  return { task_url: taskUrl(deps, project.id, taskId) }
+}
+
+interface NodeRow {
+  node_id: string
+  state: NodeState
+  retry: number
+  skip: unknown
+  loop: number
+  version: number
+  error_ignored: unknown
+  error: string | null
+  started_at: number | null
+  finished_at: number | null
+}
+
+function nodeNames(tree: Record<string, unknown>): { names: Record<string, string>; ignorable: Record<string, boolean> } {
+  const names: Record<string, string> = {}
+  const ignorable: Record<string, boolean> = {}
+  for (const [id, a] of Object.entries((tree.activities as Record<string, Record<string, unknown>> | undefined) ?? {})) {
+    names[id] = typeof a.name === 'string' ? a.name : ''
+    ignorable[id] = a.error_ignorable === true
+  }
+  return { names, ignorable }
+}
+
+/** The status tree of engine.md §6, with times in the legacy format. */
+export async function taskStatus(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number) {
+  const project = await resolveProject(deps, ref)
+  const task = await findTask(deps, project, taskId)
+  await authorize(deps, caller, project, 'task_view')
+  return statusOf(deps, task.id)
+}
+
+export async function statusOf(deps: Deps, taskId: number) {
+  const [t] = await deps.db.query<{ id: number; name: string; state: TaskState; pipeline_tree: string; started_at: number | null; finished_at: number | null }>(
+    sql`SELECT id, name, state, pipeline_tree, started_at, finished_at FROM tasks WHERE id = ${taskId}`,
+  )
+  if (!t) throw new Error(`task ${taskId} vanished`)
+  const nodes = await deps.db.query<NodeRow>(
+    sql`SELECT node_id, state, retry, skip, loop, version, error_ignored, error, started_at, finished_at FROM node_states WHERE task_id = ${taskId}`,
+  )
+  const { names, ignorable } = nodeNames(JSON.parse(t.pipeline_tree) as Record<string, unknown>)
+  const toDate = (ms: number | null) => (ms === null ? null : new Date(Number(ms)))
+  const tree = buildStatusTree({
+    task: { id: t.id, name: t.name, state: t.state, startedAt: toDate(t.started_at), finishedAt: toDate(t.finished_at) },
+    nodes: nodes.map((n) => ({
+      nodeId: n.node_id,
+      state: n.state,
+      retry: Number(n.retry),
+      skip: Boolean(n.skip),
+      loop: Number(n.loop),
+      version: Number(n.version),
+      errorIgnorable: ignorable[n.node_id] ?? false,
+      errorIgnored: Boolean(n.error_ignored),
+      startedAt: toDate(n.started_at),
+      finishedAt: toDate(n.finished_at),
+    })),
+    names,
+    now: new Date(deps.now()),
+  })
+  const errors = new Map(nodes.filter((n) => n.error).map((n) => [n.node_id, n.error]))
+  return formatStatusTimes(deps, tree, errors) as Record<string, unknown>
+}
+
+function formatStatusTimes(deps: Deps, node: unknown, errors: Map<string, string | null>): unknown {
+  const n = node as Record<string, unknown>
+  const out: Record<string, unknown> = { ...n }
+  for (const k of ['start_time', 'finish_time']) {
+    const v = n[k]
+    out[k] = v instanceof Date ? formatTime(deps, v.getTime()) : (v ?? null)
+  }
+  if (typeof n.id === 'string' && errors.has(n.id)) out.ex_data = errors.get(n.id)
+  if (n.children && typeof n.children === 'object') {
+    out.children = Object.fromEntries(
+      Object.entries(n.children as Record<string, unknown>).map(([k, c]) => [k, formatStatusTimes(deps, c, errors)]),
+    )
+  }
+  return out
+}
+
+export async function tasksStatus(deps: Deps, caller: Caller, ref: ProjectRef, ids: number[]) {
+  const project = await resolveProject(deps, ref)
+  await authorize(deps, caller, project, 'project_view')
+  const wanted = [...new Set(ids.filter((i) => i <= 2147483647))]
+  if (wanted.length === 0) return []
+  const rows = await deps.db.prisma.task.findMany({ where: { projectId: project.id, id: { in: wanted } }, orderBy: { id: 'asc' } })
+  return rows.map((t) => ({
+    id: t.id,
+    name: t.name,
+    status: { id: t.id, state: t.state },
+    create_time: formatTime(deps, t.createdAt),
+    start_time: formatTime(deps, t.startedAt),
+    finish_time: formatTime(deps, t.finishedAt),
+    url: taskUrl(deps, project.id, t.id),
+  }))
+}
+
+export async function taskDetail(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number) {
+  const project = await resolveProject(deps, ref)
+  await findTask(deps, project, taskId)
+  await authorize(deps, caller, project, 'task_view')
+  const t = await deps.db.prisma.task.findUniqueOrThrow({ where: { id: taskId } })
+  const end = t.finishedAt ?? (t.startedAt !== null ? BigInt(deps.now()) : null)
+  return {
+    id: t.id,
+    project_id: t.projectId,
+    bk_biz_id: project.bkBizId,
+    name: t.name,
+    description: t.description,
+    creator: t.creator,
+    create_time: formatTime(deps, t.createdAt),
+    start_time: formatTime(deps, t.startedAt),
+    finish_time: formatTime(deps, t.finishedAt),
+    executor: t.executor,
+    elapsed_time: t.startedAt !== null && end !== null ? Math.floor(Number(end - t.startedAt) / 1000) : 0,
+    template_id: t.templateId,
+    state: t.state,
+    pipeline_tree: JSON.parse(t.pipelineTree) as unknown,
+    constants: JSON.parse(t.constants) as unknown,
+    outputs: JSON.parse(t.outputs) as unknown,
+    callback_url: t.callbackUrl,
+    callback_status: t.callbackStatus,
+    task_url: taskUrl(deps, project.id, t.id),
+  }
+}
+
+export interface TaskListFilter {
+  keyword?: string | undefined
+  is_started?: boolean | undefined
+  is_finished?: boolean | undefined
+  executor?: string | undefined
+  template_id?: number | undefined
+  create_time_start?: string | undefined
+  create_time_end?: string | undefined
+  offset: number
+  limit: number
+}
+
+export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: TaskListFilter) {
+  const project = await resolveProject(deps, ref)
+  await authorize(deps, caller, project, 'project_view')
+  const time = (s: string | undefined, field: string) => {
+    if (s === undefined) return undefined
+    const ms = parseLocalTime(deps, s)
+    if (ms === null) throw new ParamInvalidError(`invalid param: ${field}: expected YYYY-MM-DD HH:MM:SS`)
+    return BigInt(ms)
+  }
+  const start = time(f.create_time_start, 'create_time_start')
+  const end = time(f.create_time_end, 'create_time_end')
+  const where = {
+    projectId: project.id,
+    ...(f.keyword ? { name: { contains: f.keyword } } : {}),
+    ...(f.is_started === undefined ? {} : f.is_started ? { startedAt: { not: null } } : { startedAt: null }),
+    ...(f.is_finished === undefined ? {} : f.is_finished ? { state: 'FINISHED' } : { state: { not: 'FINISHED' } }),
+    ...(f.executor ? { executor: f.executor } : {}),
+    ...(f.template_id !== undefined ? { templateId: f.template_id > 2147483647 ? -1 : f.template_id } : {}),
+    ...(start !== undefined || end !== undefined
+      ? { createdAt: { ...(start !== undefined ? { gte: start } : {}), ...(end !== undefined ? { lte: end } : {}) } }
+      : {}),
+  }
+  const [rows, count] = await Promise.all([
+    deps.db.prisma.task.findMany({ where, orderBy: { id: 'desc' }, skip: f.offset, take: f.limit }),
+    deps.db.prisma.task.count({ where }),
+  ])
+  const list = rows.map((t) => ({
+    id: t.id,
+    name: t.name,
+    creator: t.creator,
+    executor: t.executor,
+    create_time: formatTime(deps, t.createdAt),
+    start_time: formatTime(deps, t.startedAt),
+    finish_time: formatTime(deps, t.finishedAt),
+    is_started: t.startedAt !== null,
+    is_finished: t.state === 'FINISHED',
+    state: t.state,
+    template_id: t.templateId,
+    project_id: project.id,
+    bk_biz_id: project.bkBizId,
+  }))
+  return { list, count }
+}
+
+export async function operateRecords(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, nodeId: string | undefined) {
+  const project = await resolveProject(deps, ref)
+  await findTask(deps, project, taskId)
+  await authorize(deps, caller, project, 'task_view')
+  const rows = await deps.db.prisma.operateRecord.findMany({
+    where: { taskId, ...(nodeId !== undefined ? { nodeId } : {}) },
+    orderBy: { id: 'asc' },
+  })
+  return rows.map((r) => ({
+    id: r.id,
+    operator: r.operator,
+    operate_type: r.operateType,
+    operate_source: r.operateSource,
+    operate_date: formatTime(deps, r.createdAt),
+    node_id: r.nodeId,
+    instance_id: r.taskId,
+    project_id: r.projectId,
+  }))
+}

@@ -1,0 +1,37 @@
+import {
+  CreateTaskParamsSchema,
+  GetTaskDetailParamsSchema,
+  GetTaskListParamsSchema,
+  GetTaskOperateRecordParamsSchema,
+  GetTaskStatusParamsSchema,
+  OperateTaskParamsSchema,
+  StartTaskParamsSchema,
+} from '@stdops/core'
+import * as tasks from '../../services/tasks'
+import { authedProcedure, router } from '../init'
+
+const ref = (p: { bk_biz_id: number; scope: 'cmdb_biz' | 'project' }) => ({ bk_biz_id: p.bk_biz_id, scope: p.scope })
+
+export const taskRouter = router({
+  create: authedProcedure
+    .input(CreateTaskParamsSchema)
+    .mutation(({ ctx, input }) => tasks.createTask(ctx.deps, ctx.caller, ref(input), input, { source: 'app' })),
+  start: authedProcedure
+    .input(StartTaskParamsSchema)
+    .mutation(({ ctx, input }) => tasks.startTask(ctx.deps, ctx.caller, ref(input), input.task_id, 'app')),
+  operate: authedProcedure
+    .input(OperateTaskParamsSchema)
+    .mutation(({ ctx, input }) => tasks.operateTask(ctx.deps, ctx.caller, ref(input), input.task_id, input.action, 'app')),
+  status: authedProcedure
+    .input(GetTaskStatusParamsSchema)
+    .query(({ ctx, input }) => tasks.taskStatus(ctx.deps, ctx.caller, ref(input), input.task_id)),
+  detail: authedProcedure
+    .input(GetTaskDetailParamsSchema)
+    .query(({ ctx, input }) => tasks.taskDetail(ctx.deps, ctx.caller, ref(input), input.task_id)),
+  list: authedProcedure
+    .input(GetTaskListParamsSchema)
+    .query(({ ctx, input }) => tasks.listTasks(ctx.deps, ctx.caller, ref(input), input)),
+  records: authedProcedure
+    .input(GetTaskOperateRecordParamsSchema)
+    .query(({ ctx, input }) => tasks.operateRecords(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id)),
+})

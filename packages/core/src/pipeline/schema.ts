@@ -1,0 +1,128 @@
+import { z } from 'zod'
+
+/**
+ * bk-sops's web pipeline tree (engine.md §2). Every object keeps keys it does not know
+ * (`location`, `line`, `labels`, `stage_name`, …) so a tree goes back out as it came in.
+ * `incoming` / `outgoing` lists may be a string, a list or "" (bk-sops writes `incoming: ""` on the
+ * start event); they come out as lists, except the single `outgoing` of the start event and of
+ * activities, which comes out as a string.
+ */
+
+const FlowIdsSchema = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? [] : typeof v === 'string' ? [v] : v))
+
+const name = z.string().default('')
+
+/** Refuses a node whose `outgoing` is not exactly one flow, naming it, and unwraps the flow id. */
+function singleOutgoing<T extends { id: string; outgoing: string[] }>(what: string) {
+  return (node: T, ctx: z.RefinementCtx<T>) => {
+    const [flow] = node.outgoing
+    if (flow === undefined || node.outgoing.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['outgoing'],
+        message: `${what} ${node.id} must have exactly 1 outgoing flow`,
+      })
+      return z.NEVER
+    }
+    return { ...node, outgoing: flow }
+  }
+}
+
+const StartEventSchema = z
+  .looseObject({
+    id: z.string().min(1),
+    name,
+    type: z.literal('EmptyStartEvent'),
+    incoming: FlowIdsSchema,
+    outgoing: FlowIdsSchema,
+  })
+  .transform(singleOutgoing('start event'))
+
+const EndEventSchema = z.looseObject({
+  id: z.string().min(1),
+  name,
+  type: z.literal('EmptyEndEvent'),
+  incoming: FlowIdsSchema,
+  outgoing: FlowIdsSchema,
+})
+
+const ComponentSchema = z.looseObject({
+  code: z.string().min(1),
+  version: z.string().optional(),
+  data: z
+    .record(z.string(), z.looseObject({ hook: z.boolean().default(false), value: z.unknown() }))
+    .default({}),
+})
+
+export const ActivitySchema = z
+  .looseObject({
+    id: z.string().min(1),
+    name,
+    type: z.literal('ServiceActivity'),
+    incoming: FlowIdsSchema,
+    outgoing: FlowIdsSchema,
+    component: ComponentSchema,
+    error_ignorable: z.boolean().optional(),
+    retryable: z.boolean().optional(),
+    skippable: z.boolean().optional(),
+    /** seconds; null as bk-sops writes it when unset */
+    timeout: z.number().positive().nullable().optional(),
+  })
+  .transform(singleOutgoing('activity'))
+
+export const GATEWAY_TYPES = [
+  'ParallelGateway',
+  'ExclusiveGateway',
+  'ConditionalParallelGateway',
+  'ConvergeGateway',
+] as const
+
+export const GatewaySchema = z.looseObject({
+  id: z.string().min(1),
+  name,
+  type: z.enum(GATEWAY_TYPES),
+  incoming: FlowIdsSchema,
+  outgoing: FlowIdsSchema,
+  conditions: z.record(z.string(), z.looseObject({ evaluate: z.string() })).optional(),
+  default_condition: z.looseObject({ flow_id: z.string() }).optional(),
+  converge_gateway_id: z.string().optional(),
+})
+
+export const FlowSchema = z.looseObject({
+  id: z.string().min(1),
+  source: z.string().min(1),
+  target: z.string().min(1),
+  is_default: z.boolean().default(false),
+})
+
+export const ConstantSchema = z.looseObject({
+  key: z.string(),
+  name: z.string().optional(),
+  value: z.unknown(),
+  source_type: z.string().optional(),
+  /** for `component_outputs` / `component_inputs`: `{<node_id>: [<key>]}` */
+  source_info: z.record(z.string(), z.array(z.string())).optional(),
+  show_type: z.string().optional(),
+})
+
+export const PipelineTreeSchema = z.looseObject({
+  start_event: StartEventSchema,
+  end_event: EndEventSchema,
+  activities: z.record(z.string(), ActivitySchema).default({}),
+  gateways: z.record(z.string(), GatewaySchema).default({}),
+  flows: z.record(z.string(), FlowSchema).default({}),
+  constants: z.record(z.string(), ConstantSchema).default({}),
+  outputs: z.array(z.string()).default([]),
+})
+
+export type PipelineTree = z.output<typeof PipelineTreeSchema>
+/** A tree as a client sends it (before normalisation). */
+export type PipelineTreeInput = z.input<typeof PipelineTreeSchema>
+export type Activity = z.output<typeof ActivitySchema>
+export type Gateway = z.output<typeof GatewaySchema>
+export type GatewayType = (typeof GATEWAY_TYPES)[number]
+export type Flow = z.output<typeof FlowSchema>
+export type Constant = z.output<typeof ConstantSchema>

@@ -1,0 +1,111 @@
+import { displayedTaskState, type NodeState, type TaskState } from './states'
+
+export type StatusTreeInput = {
+  task: { id: number; name: string; state: TaskState; startedAt: Date | null; finishedAt: Date | null }
+  nodes: Array<{
+    nodeId: string
+    state: NodeState
+    retry: number
+    skip: boolean
+    loop: number
+    version: number
+    errorIgnorable: boolean
+    errorIgnored: boolean
+    startedAt: Date | null
+    finishedAt: Date | null
+  }>
+  /** node id → name from the tree ("" or absent for events and gateways) */
+  names: Record<string, string>
+  now: Date
+}
+
+type Timing = { elapsed_time: number; start_time: Date | null; finish_time: Date | null }
+
+export type NodeStatus = Timing & {
+  id: string
+  name: string
+  state: NodeState
+  retry: number
+  skip: boolean
+  loop: number
+  version: number
+  error_ignorable: boolean
+  error_ignored: boolean
+  children: Record<string, never>
+}
+
+/** A task that has not started: exactly bk-sops's shape. */
+export type CreatedStatusTree = {
+  id: number
+  name: string
+  state: 'CREATED'
+  retry: 0
+  skip: 0
+  elapsed_time: 0
+  start_time: null
+  finish_time: null
+  children: Record<string, never>
+}
+
+export type StartedStatusTree = Timing & {
+  id: number
+  name: string
+  state: Exclude<TaskState, 'CREATED'> | 'FAILED'
+  retry: 0
+  skip: false
+  loop: 1
+  version: 0
+  error_ignorable: false
+  error_ignored: false
+  /** beyond bk-sops: how many nodes are RUNNING now (0 after a pause means the task is quiet) */
+  running_nodes: number
+  children: Record<string, NodeStatus>
+}
+
+export type StatusTree = CreatedStatusTree | StartedStatusTree
+
+/** Whole seconds from start until the end, or until `now` while it has not ended. */
+function timing(startedAt: Date | null, finishedAt: Date | null, now: Date): Timing {
+  const elapsedMs = startedAt === null ? 0 : (finishedAt ?? now).getTime() - startedAt.getTime()
+  return { elapsed_time: Math.max(0, Math.floor(elapsedMs / 1000)), start_time: startedAt, finish_time: finishedAt }
+}
+
+/** get_task_status's tree (engine.md §6). Times stay Dates: the API formats them. */
+export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): StatusTree {
+  const { id, name } = task
+  if (task.state === 'CREATED') {
+    return { id, name, state: 'CREATED', retry: 0, skip: 0, elapsed_time: 0, start_time: null, finish_time: null, children: {} }
+  }
+  const children = Object.fromEntries(
+    nodes.map((node): [string, NodeStatus] => [
+      node.nodeId,
+      {
+        id: node.nodeId,
+        name: Object.hasOwn(names, node.nodeId) ? names[node.nodeId]! : '',
+        state: node.state,
+        retry: node.retry,
+        skip: node.skip,
+        loop: node.loop,
+        version: node.version,
+        error_ignorable: node.errorIgnorable,
+        error_ignored: node.errorIgnored,
+        ...timing(node.startedAt, node.finishedAt, now),
+        children: {},
+      },
+    ]),
+  )
+  return {
+    id,
+    name,
+    state: displayedTaskState(task.state, nodes.map((node) => node.state)),
+    retry: 0,
+    skip: false,
+    loop: 1,
+    version: 0,
+    error_ignorable: false,
+    error_ignored: false,
+    ...timing(task.startedAt, task.finishedAt, now),
+    running_nodes: nodes.filter((node) => node.state === 'RUNNING').length,
+    children,
+  }
+}
