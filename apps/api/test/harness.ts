@@ -93,7 +93,7 @@ export async function esb(
   opts: { method?: 'GET' | 'POST' | 'PUT'; body?: unknown; raw?: string; query?: Record<string, string | number | boolean>; headers?: Record<string, string>; prefix?: string } = {},
 ): Promise<EnvelopeReply> {
   const method = opts.method ?? (opts.query ? 'GET' : 'POST')
-  const qs = opts.query ? `?${new URLSearchParams(Object.entries(opts.query).map(([k, v]) => [k, String(v)])).toString()}` : ''
+  const qs = opts.query ? `?${new URLSearchParams(Object.entries(opts.query).map(([k, v]): [string, string] => [k, String(v)])).toString()}` : ''
   const res = await fetch(`${base}${opts.prefix ?? '/v2/sops'}/${api}/${qs}`, {
     method,
     headers: { 'content-type': 'application/json', ...opts.headers },

@@ -53,7 +53,9 @@ const KEYWORD_VALUES = new Map<string, boolean | null>([
 const RESERVED = new Set(['and', 'or', 'not', 'in', 'notin'])
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r' }
 
-const isName = (s: string) => new RegExp(`^${NAME.source}$`).test(s)
+const WHOLE_NAME = new RegExp(`^${NAME.source}$`)
+/** Deeper nesting of parentheses or `not` is refused rather than risking the stack. */
+const MAX_DEPTH = 64
 
 function tokenize(src: string): Token[] {
   const tokens: Token[] = []
@@ -70,7 +72,8 @@ function tokenize(src: string): Token[] {
       if (end < 0) throw new ExpressionError(`unterminated reference at position ${pos}`, pos)
       const name = src.slice(i + 2, end).trim()
       const text = src.slice(i, end + 1)
-      if (!isName(name)) throw new ExpressionError(`invalid reference ${text} at position ${pos}`, pos)
+      if (!WHOLE_NAME.test(name))
+        throw new ExpressionError(`invalid reference ${text} at position ${pos}`, pos)
       tokens.push({ type: 'ref', value: name, text, pos })
       i = end + 1
       continue
@@ -114,9 +117,13 @@ function tokenize(src: string): Token[] {
 }
 
 class Parser {
+  private readonly tokens: Token[]
   private index = 0
+  private depth = 0
 
-  constructor(private readonly tokens: Token[]) {}
+  constructor(tokens: Token[]) {
+    this.tokens = tokens
+  }
 
   parse(): Expr {
     const expr = this.or()
@@ -169,11 +176,21 @@ class Parser {
   }
 
   private not(): Expr {
-    if (this.is('name', 'not')) {
+    if (!this.is('name', 'not')) return this.comparison()
+    return this.nested(() => {
       this.next()
       return { kind: 'not', operand: this.not() }
+    })
+  }
+
+  private nested(parse: () => Expr): Expr {
+    if (++this.depth > MAX_DEPTH) {
+      const { pos } = this.peek()
+      throw new ExpressionError(`expression nested too deeply at position ${pos}`, pos)
     }
-    return this.comparison()
+    const expr = parse()
+    this.depth--
+    return expr
   }
 
   private comparison(): Expr {
@@ -201,17 +218,19 @@ class Parser {
    * follows `in` (`in ("a")` is a one-item list); otherwise the single expression inside.
    */
   private group(asList: boolean): Expr {
-    const items: Expr[] = []
-    let comma = false
-    while (!this.is('op', ')')) {
-      items.push(this.or())
-      if (!this.is('op', ',')) break
-      this.next()
-      comma = true
-    }
-    this.expect('op', ')')
-    const [only] = items
-    return only && items.length === 1 && !comma && !asList ? only : { kind: 'list', items }
+    return this.nested(() => {
+      const items: Expr[] = []
+      let comma = false
+      while (!this.is('op', ')')) {
+        items.push(this.or())
+        if (!this.is('op', ',')) break
+        this.next()
+        comma = true
+      }
+      this.expect('op', ')')
+      const [only] = items
+      return only && items.length === 1 && !comma && !asList ? only : { kind: 'list', items }
+    })
   }
 
   private primary(): Expr {
@@ -223,7 +242,8 @@ class Parser {
       case 'ref':
         return { kind: 'ref', name: token.value }
       case 'name':
-        if (KEYWORD_VALUES.has(token.value)) return { kind: 'literal', value: KEYWORD_VALUES.get(token.value)! }
+        if (KEYWORD_VALUES.has(token.value))
+          return { kind: 'literal', value: KEYWORD_VALUES.get(token.value)! }
         if (RESERVED.has(token.value)) throw this.unexpected(token)
         return { kind: 'ref', name: token.value }
       case 'op':
@@ -364,8 +384,11 @@ export function evaluateExpression(expr: Expr, lookup: (name: string) => unknown
  * constant keys (`${x}`), so a task's resolved constants can be passed as they are.
  */
 export function evaluateCondition(src: string, vars: Record<string, unknown>): boolean {
-  const own = (key: string) => (Object.hasOwn(vars, key) ? vars[key] : undefined)
-  return isTruthy(evaluateExpression(parseExpression(src), (name) => own(name) ?? own(`\${${name}}`)))
+  const lookup = (name: string) => {
+    const key = Object.hasOwn(vars, name) ? name : `\${${name}}`
+    return Object.hasOwn(vars, key) ? vars[key] : undefined
+  }
+  return isTruthy(evaluateExpression(parseExpression(src), lookup))
 }
 
 /** The names an expression reads (`${x}` and bare `resp.status_code` alike), in order, once each. */

@@ -13,33 +13,35 @@ const required = (what: string) => ({
 const MAX_ID = Number.MAX_SAFE_INTEGER // 2^53 − 1
 
 /** An id: an integer 1..2^53−1, or a string of its digits. */
-export const IdSchema = z.unknown().transform((value, ctx) => {
-  const id =
-    typeof value === 'number' ? value : typeof value === 'string' && /^[1-9]\d*$/.test(value) ? Number(value) : NaN
-  if (Number.isInteger(id) && id >= 1 && id <= MAX_ID) return id
-  ctx.addIssue({ code: 'custom', message: value === undefined ? 'is required' : 'must be a positive integer' })
-  return z.NEVER
-})
-
-/** A whole number min..max, or its digits (query strings). */
-const count = (min: number, max: number) =>
-  z.unknown().transform((value, ctx) => {
-    const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN
-    if (Number.isInteger(n) && n >= min && n <= max) return n
-    ctx.addIssue({ code: 'custom', message: `must be an integer from ${min} to ${max}` })
+export const IdSchema = z
+  .union([z.number(), z.string()], required('a positive integer'))
+  .transform((value, ctx) => {
+    const id = typeof value === 'number' ? value : /^[1-9]\d*$/.test(value) ? Number(value) : Number.NaN
+    if (Number.isInteger(id) && id >= 1 && id <= MAX_ID) return id
+    ctx.addIssue({ code: 'custom', message: 'must be a positive integer' })
     return z.NEVER
   })
+
+/** A whole number min..max, or its digits (query strings). */
+const count = (min: number, max: number) => {
+  const message = `must be an integer from ${min} to ${max}`
+  return z.union([z.number(), z.string()], { error: message }).transform((value, ctx) => {
+    const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : Number.NaN
+    if (Number.isInteger(n) && n >= min && n <= max) return n
+    ctx.addIssue({ code: 'custom', message })
+    return z.NEVER
+  })
+}
 
 /** A boolean, or `true` / `false` / `1` / `0` (query strings). */
 const flag = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], required('true or false'))
   .transform((v) => v === true || v === 'true' || v === '1')
 
-const text = (min: number, max: number) =>
-  z
-    .string(required('a string'))
-    .min(min, min === 1 ? 'must not be empty' : `must be at least ${min} characters`)
-    .max(max, `must be at most ${max} characters`)
+const text = z.string(required('a string'))
+
+/** A task's or template's name: 1 to 100 characters. */
+const name = text.min(1, 'must not be empty').max(100, 'must be at most 100 characters')
 
 const object = z.record(z.string(), z.unknown(), required('an object'))
 
@@ -60,7 +62,7 @@ export const OperateTaskParamsSchema = z.object({
   ...common,
   task_id: IdSchema,
   /** checked by transitionTask: a missing or unknown action is an invalid operation, not a bad param */
-  action: z.string(required('a string')).optional(),
+  action: text.optional(),
 })
 
 export const StartTaskParamsSchema = z.object({ ...common, task_id: IdSchema })
@@ -68,11 +70,11 @@ export const StartTaskParamsSchema = z.object({ ...common, task_id: IdSchema })
 export const CreateTaskParamsSchema = z.object({
   ...common,
   template_id: IdSchema,
-  name: text(1, 100),
+  name,
   constants: object.optional(),
   pipeline_tree: object.optional(),
-  description: z.string(required('a string')).optional(),
-  callback_url: z.string(required('a string')).regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL').optional(),
+  description: text.optional(),
+  callback_url: text.regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL').optional(),
 })
 
 export const GetTaskStatusParamsSchema = z.object({ ...common, task_id: IdSchema })
@@ -90,10 +92,10 @@ export const GetTaskDetailParamsSchema = z.object({ ...common, task_id: IdSchema
 
 export const GetTaskListParamsSchema = z.object({
   ...common,
-  keyword: z.string(required('a string')).optional(),
+  keyword: text.optional(),
   is_started: flag.optional(),
   is_finished: flag.optional(),
-  executor: z.string(required('a string')).optional(),
+  executor: text.optional(),
   template_id: IdSchema.optional(),
   create_time_start: dateTime.optional(),
   create_time_end: dateTime.optional(),
@@ -104,14 +106,14 @@ export const GetTaskListParamsSchema = z.object({
 export const GetTaskOperateRecordParamsSchema = z.object({
   ...common,
   task_id: IdSchema,
-  node_id: z.string(required('a string')).optional(),
+  node_id: text.optional(),
 })
 
 export const CreateTemplateParamsSchema = z.object({
   ...common,
-  name: text(1, 100),
+  name,
   pipeline_tree: object,
-  description: z.string(required('a string')).optional(),
+  description: text.optional(),
 })
 
 export const GetTemplateListParamsSchema = z.object(common)
@@ -134,5 +136,7 @@ export type GetTemplateInfoParams = z.output<typeof GetTemplateInfoParamsSchema>
 export function formatZodError(err: z.ZodError): string {
   const [issue] = err.issues
   if (!issue) return 'invalid param'
-  return issue.path.length > 0 ? `invalid param: ${issue.path.join('.')}: ${issue.message}` : `invalid param: ${issue.message}`
+  return issue.path.length > 0
+    ? `invalid param: ${issue.path.join('.')}: ${issue.message}`
+    : `invalid param: ${issue.message}`
 }

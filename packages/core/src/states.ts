@@ -75,7 +75,10 @@ export function transitionNode(
 }
 
 /** The state get_task_status shows: FAILED while the root runs and a node waits after failing. */
-export function displayedTaskState<S extends TaskState>(root: S, nodeStates: Iterable<NodeState>): S | 'FAILED' {
+export function displayedTaskState<S extends TaskState>(
+  root: S,
+  nodeStates: Iterable<NodeState>,
+): S | 'FAILED' {
   if (root !== 'RUNNING') return root
   for (const state of nodeStates) if (state === 'FAILED') return 'FAILED'
   return root

@@ -67,14 +67,28 @@ export type StatusTree = CreatedStatusTree | StartedStatusTree
 /** Whole seconds from start until the end, or until `now` while it has not ended. */
 function timing(startedAt: Date | null, finishedAt: Date | null, now: Date): Timing {
   const elapsedMs = startedAt === null ? 0 : (finishedAt ?? now).getTime() - startedAt.getTime()
-  return { elapsed_time: Math.max(0, Math.floor(elapsedMs / 1000)), start_time: startedAt, finish_time: finishedAt }
+  return {
+    elapsed_time: Math.max(0, Math.floor(elapsedMs / 1000)),
+    start_time: startedAt,
+    finish_time: finishedAt,
+  }
 }
 
 /** get_task_status's tree (engine.md §6). Times stay Dates: the API formats them. */
 export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): StatusTree {
   const { id, name } = task
   if (task.state === 'CREATED') {
-    return { id, name, state: 'CREATED', retry: 0, skip: 0, elapsed_time: 0, start_time: null, finish_time: null, children: {} }
+    return {
+      id,
+      name,
+      state: 'CREATED',
+      retry: 0,
+      skip: 0,
+      elapsed_time: 0,
+      start_time: null,
+      finish_time: null,
+      children: {},
+    }
   }
   const children = Object.fromEntries(
     nodes.map((node): [string, NodeStatus] => [
@@ -97,7 +111,10 @@ export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): S
   return {
     id,
     name,
-    state: displayedTaskState(task.state, nodes.map((node) => node.state)),
+    state: displayedTaskState(
+      task.state,
+      nodes.map((node) => node.state),
+    ),
     retry: 0,
     skip: false,
     loop: 1,

@@ -103,12 +103,14 @@ describe('displayedTaskState', () => {
     expect(displayedTaskState('RUNNING', ['FINISHED', 'RUNNING'])).toBe('RUNNING')
   })
 
-  it.each(['CREATED', 'SUSPENDED', 'FINISHED', 'REVOKED'] as const)(
-    'shows a %s task as its own state even with a failed node',
-    (state) => {
-      expect(displayedTaskState(state, ['FAILED'])).toBe(state)
-    },
-  )
+  it.each([
+    'CREATED',
+    'SUSPENDED',
+    'FINISHED',
+    'REVOKED',
+  ] as const)('shows a %s task as its own state even with a failed node', (state) => {
+    expect(displayedTaskState(state, ['FAILED'])).toBe(state)
+  })
 
   it('accepts any iterable of node states', () => {
     expect(displayedTaskState('RUNNING', new Set<NodeState>(['FAILED']))).toBe('FAILED')

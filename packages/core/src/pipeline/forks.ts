@@ -12,21 +12,18 @@ import type { GraphNode, PipelineGraph } from './graph'
  *   block and the walk goes on past it; otherwise the exclusive branches end at the fork's converge;
  * - reaching the end event, or only looping, means the branch never converges.
  * A fork matches converge C when all its branches meet C and every incoming flow of C comes from
- * them; nothing may enter the fork's block from outside, and no loop may leave it.
+ * them; nothing may enter the fork's block (what lies between the fork and C) from outside, and no
+ * loop may leave it.
  */
 
 export type ForkMatch = { ok: true; convergeId: string } | { ok: false; message: string }
 
-type Found = { nodes: ReadonlySet<string>; loops: ReadonlySet<string> }
 type Walk =
-  | (Found & { kind: 'converge'; convergeId: string; arrivals: ReadonlySet<string> })
-  | (Found & { kind: 'end' | 'loop' })
+  | { kind: 'converge'; convergeId: string; arrivals: ReadonlySet<string> }
+  | { kind: 'end' | 'loop' }
   | { kind: 'error'; message: string }
 
-const NOTHING: Found = { nodes: new Set(), loops: new Set() }
 const isFork = (node: GraphNode) => node.kind === 'parallel' || node.kind === 'conditional_parallel'
-const union = <T>(...sets: Iterable<T>[]): Set<T> => new Set(sets.flatMap((s) => [...s]))
-const sameSet = <T>(a: ReadonlySet<T>, b: ReadonlySet<T>) => a.size === b.size && [...a].every((x) => b.has(x))
 
 /** Flows that close a cycle, found by a depth-first search from the start (then from any node left). */
 function findLoopFlows(graph: PipelineGraph): Set<string> {
@@ -59,150 +56,175 @@ function findLoopFlows(graph: PipelineGraph): Set<string> {
 export function matchForks(graph: PipelineGraph): Map<string, ForkMatch> {
   const loopFlows = findLoopFlows(graph)
   const walks = new Map<string, Walk>()
-  const blocks = new Map<string, (ForkMatch & { ok: false }) | { ok: true; convergeId: string; nodes: Set<string> }>()
+  const matches = new Map<string, ForkMatch>()
 
-  const widen = (walk: Walk, found: Found): Walk =>
-    walk.kind === 'error'
-      ? walk
-      : { ...walk, nodes: union(walk.nodes, found.nodes), loops: union(walk.loops, found.loops) }
+  /** Where a flow leads; memoised for each flow of the chain of activities it passes along. */
+  const walkFlow = (first: string): Walk => {
+    const passed: string[] = []
+    let flowId = first
+    let walk = walks.get(flowId)
+    while (walk === undefined) {
+      passed.push(flowId)
+      if (loopFlows.has(flowId)) {
+        walk = { kind: 'loop' }
+        break
+      }
+      const node = graph.nodes.get(graph.flows.get(flowId)?.target ?? '')
+      if (node?.kind !== 'activity') {
+        walk = walkNode(flowId, node)
+        break
+      }
+      flowId = node.outgoing[0] ?? ''
+      walk = walks.get(flowId)
+    }
+    for (const id of passed) walks.set(id, walk)
+    return walk
+  }
+
+  const walkNode = (flowId: string, node: GraphNode | undefined): Walk => {
+    switch (node?.kind) {
+      case 'start':
+        return { kind: 'error', message: `flow ${flowId} leads back to the start event` }
+      case 'end':
+        return { kind: 'end' }
+      case 'converge':
+        return { kind: 'converge', convergeId: node.id, arrivals: new Set([flowId]) }
+      case 'parallel':
+      case 'conditional_parallel': {
+        const match = matchFork(node)
+        return match.ok
+          ? pastConverge(graph.nodes.get(match.convergeId)!)
+          : { kind: 'error', message: match.message }
+      }
+      case 'exclusive':
+        return walkExclusive(node)
+      default: // no such node (walkFlow follows activities itself)
+        return { kind: 'error', message: `flow ${flowId} does not lead to a node` }
+    }
+  }
 
   /** From a converge gateway on along its one outgoing flow. */
-  const pastConverge = (converge: GraphNode, found: Found): Walk => {
+  const pastConverge = (converge: GraphNode): Walk => {
     const [next] = converge.outgoing
     if (next === undefined || converge.outgoing.length !== 1) {
       return { kind: 'error', message: `converge gateway ${converge.id} must have exactly 1 outgoing flow` }
     }
-    return widen(walkFlow(next), { nodes: union(found.nodes, [converge.id]), loops: found.loops })
-  }
-
-  const walkFlow = (flowId: string): Walk => {
-    let walk = walks.get(flowId)
-    if (!walk) {
-      walk = walkFlowUncached(flowId)
-      walks.set(flowId, walk)
-    }
-    return walk
-  }
-
-  const walkFlowUncached = (flowId: string): Walk => {
-    if (loopFlows.has(flowId)) return { kind: 'loop', nodes: new Set(), loops: new Set([flowId]) }
-    const flow = graph.flows.get(flowId)
-    const node = flow && graph.nodes.get(flow.target)
-    if (!node) return { kind: 'error', message: `flow ${flowId} does not lead to a node` }
-    switch (node.kind) {
-      case 'converge':
-        return { kind: 'converge', convergeId: node.id, arrivals: new Set([flowId]), ...NOTHING }
-      case 'end':
-        return { kind: 'end', ...NOTHING }
-      case 'start':
-        return { kind: 'error', message: `flow ${flowId} leads back to the start event` }
-      case 'activity':
-        return widen(walkFlow(node.outgoing[0] ?? ''), { nodes: new Set([node.id]), loops: new Set() })
-      case 'parallel':
-      case 'conditional_parallel': {
-        const block = matchBlock(node)
-        if (!block.ok) return { kind: 'error', message: block.message }
-        return pastConverge(graph.nodes.get(block.convergeId)!, { nodes: union(block.nodes, [node.id]), loops: new Set() })
-      }
-      case 'exclusive':
-        return walkExclusive(node)
-    }
+    return walkFlow(next)
   }
 
   const walkExclusive = (gateway: GraphNode): Walk => {
-    const branches = gateway.outgoing.map(walkFlow)
-    let found: Found = { nodes: new Set([gateway.id]), loops: new Set() }
     const converges = new Set<string>()
-    let arrivals = new Set<string>()
+    const arrivals = new Set<string>()
     let reachesEnd = false
-    for (const branch of branches) {
+    for (const flowId of gateway.outgoing) {
+      const branch = walkFlow(flowId)
       if (branch.kind === 'error') return branch
-      found = { nodes: union(found.nodes, branch.nodes), loops: union(found.loops, branch.loops) }
       if (branch.kind === 'end') reachesEnd = true
       if (branch.kind === 'converge') {
         converges.add(branch.convergeId)
-        arrivals = union(arrivals, branch.arrivals)
+        for (const arrival of branch.arrivals) arrivals.add(arrival)
       }
     }
-    if (reachesEnd) return { kind: 'end', ...found }
+    if (reachesEnd) return { kind: 'end' }
     const [convergeId, ...others] = converges
-    if (convergeId === undefined) return { kind: 'loop', ...found }
+    if (convergeId === undefined) return { kind: 'loop' }
     if (others.length > 0) {
       const ids = [...converges].join(', ')
-      return { kind: 'error', message: `branches of exclusive gateway ${gateway.id} meet different converge gateways (${ids})` }
+      return {
+        kind: 'error',
+        message: `branches of exclusive gateway ${gateway.id} meet different converge gateways (${ids})`,
+      }
     }
     const converge = graph.nodes.get(convergeId)!
-    if (sameSet(arrivals, new Set(converge.incoming))) return pastConverge(converge, found)
-    return { kind: 'converge', convergeId, arrivals, ...found }
+    const closes =
+      converge.incoming.length === arrivals.size && converge.incoming.every((id) => arrivals.has(id))
+    return closes ? pastConverge(converge) : { kind: 'converge', convergeId, arrivals }
   }
 
-  const matchBlock = (fork: GraphNode) => {
-    let block = blocks.get(fork.id)
-    if (!block) {
-      block = matchBlockUncached(fork)
-      blocks.set(fork.id, block)
+  const matchFork = (fork: GraphNode): ForkMatch => {
+    let match = matches.get(fork.id)
+    if (!match) {
+      match = matchForkUncached(fork)
+      matches.set(fork.id, match)
     }
-    return block
+    return match
   }
 
-  const matchBlockUncached = (fork: GraphNode) => {
+  const matchForkUncached = (fork: GraphNode): ForkMatch => {
     const refuse = (message: string) => ({ ok: false as const, message })
     const converges = new Set<string>()
-    let nodes = new Set<string>()
-    let loops = new Set<string>()
-    let arrivals = new Set<string>()
+    const arrivals = new Set<string>()
     for (const flowId of fork.outgoing) {
       const branch = walkFlow(flowId)
       switch (branch.kind) {
         case 'error':
           return refuse(branch.message)
         case 'end':
-          return refuse(`gateway ${fork.id}: branch through flow ${flowId} reaches the end event without a converge gateway`)
+          return refuse(
+            `gateway ${fork.id}: branch through flow ${flowId} reaches the end event without a converge gateway`,
+          )
         case 'loop':
           return refuse(`gateway ${fork.id}: branch through flow ${flowId} never reaches a converge gateway`)
         case 'converge':
           converges.add(branch.convergeId)
-          arrivals = union(arrivals, branch.arrivals)
-          nodes = union(nodes, branch.nodes)
-          loops = union(loops, branch.loops)
+          for (const arrival of branch.arrivals) arrivals.add(arrival)
       }
     }
     const [convergeId, ...others] = converges
     if (convergeId === undefined) return refuse(`gateway ${fork.id} has no outgoing flow`)
     if (others.length > 0) {
-      return refuse(`gateway ${fork.id}: branches meet different converge gateways (${[...converges].join(', ')})`)
+      return refuse(
+        `gateway ${fork.id}: branches meet different converge gateways (${[...converges].join(', ')})`,
+      )
     }
-    const converge = graph.nodes.get(convergeId)!
-    const stranger = converge.incoming.find((flowId) => !arrivals.has(flowId))
+    const stranger = graph.nodes.get(convergeId)!.incoming.find((flowId) => !arrivals.has(flowId))
     if (stranger !== undefined) {
-      return refuse(`converge gateway ${convergeId} joins flow ${stranger}, which is not a branch of gateway ${fork.id}`)
+      return refuse(
+        `converge gateway ${convergeId} joins flow ${stranger}, which is not a branch of gateway ${fork.id}`,
+      )
     }
     const named = fork.gateway?.converge_gateway_id
     if (named !== undefined && named !== convergeId) {
-      return refuse(`gateway ${fork.id} names converge gateway ${named}, but its branches meet at ${convergeId}`)
+      return refuse(
+        `gateway ${fork.id} names converge gateway ${named}, but its branches meet at ${convergeId}`,
+      )
     }
-    for (const nodeId of nodes) {
-      for (const flowId of graph.nodes.get(nodeId)?.incoming ?? []) {
+    return checkBlock(fork, convergeId) ?? { ok: true, convergeId }
+  }
+
+  /** The nodes between a fork and its converge are entered only from the fork, and loops stay inside. */
+  const checkBlock = (fork: GraphNode, convergeId: string): ForkMatch | undefined => {
+    const inside = new Set<string>()
+    const queue = [fork]
+    for (let node = queue.pop(); node; node = queue.pop()) {
+      for (const flowId of node.outgoing) {
+        const target = graph.flows.get(flowId)?.target
+        if (loopFlows.has(flowId) || target === undefined || target === convergeId || inside.has(target))
+          continue
+        inside.add(target)
+        queue.push(graph.nodes.get(target)!)
+      }
+    }
+    for (const nodeId of inside) {
+      const node = graph.nodes.get(nodeId)!
+      for (const flowId of node.incoming) {
         const source = graph.flows.get(flowId)?.source
-        if (source !== fork.id && (source === undefined || !nodes.has(source))) {
-          return refuse(`node ${nodeId} inside gateway ${fork.id} is entered from outside by flow ${flowId}`)
+        if (source !== fork.id && !inside.has(source ?? '')) {
+          return {
+            ok: false,
+            message: `node ${nodeId} inside gateway ${fork.id} is entered from outside by flow ${flowId}`,
+          }
+        }
+      }
+      for (const flowId of node.outgoing) {
+        const target = graph.flows.get(flowId)?.target
+        if (loopFlows.has(flowId) && !inside.has(target ?? '')) {
+          return { ok: false, message: `flow ${flowId} loops from inside gateway ${fork.id} to outside it` }
         }
       }
     }
-    for (const flowId of loops) {
-      const target = graph.flows.get(flowId)?.target
-      if (target === undefined || !nodes.has(target)) {
-        return refuse(`flow ${flowId} loops from inside gateway ${fork.id} to outside it`)
-      }
-    }
-    return { ok: true as const, convergeId, nodes }
   }
 
-  const matches = new Map<string, ForkMatch>()
-  for (const node of graph.nodes.values()) {
-    if (!isFork(node)) continue
-    const block = matchBlock(node)
-    matches.set(node.id, block.ok ? { ok: true, convergeId: block.convergeId } : block)
-  }
+  for (const node of graph.nodes.values()) if (isFork(node)) matchFork(node)
   return matches
 }

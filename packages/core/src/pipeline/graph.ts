@@ -1,7 +1,14 @@
 import { matchForks } from './forks'
 import type { Activity, Gateway, GatewayType, PipelineTree } from './schema'
 
-export type NodeKind = 'start' | 'end' | 'activity' | 'parallel' | 'exclusive' | 'conditional_parallel' | 'converge'
+export type NodeKind =
+  | 'start'
+  | 'end'
+  | 'activity'
+  | 'parallel'
+  | 'exclusive'
+  | 'conditional_parallel'
+  | 'converge'
 
 export type GraphNode = {
   id: string

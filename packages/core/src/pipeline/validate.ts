@@ -80,7 +80,12 @@ function checkIds(tree: PipelineTree): string | undefined {
     if (key !== constant.key) return `constant key ${key} does not match its key field ${constant.key}`
   }
   const seen = new Set<string>()
-  const ids = [tree.start_event.id, tree.end_event.id, ...Object.keys(tree.activities), ...Object.keys(tree.gateways)]
+  const ids = [
+    tree.start_event.id,
+    tree.end_event.id,
+    ...Object.keys(tree.activities),
+    ...Object.keys(tree.gateways),
+  ]
   for (const id of ids) {
     if (seen.has(id)) return `node id ${id} is used by more than one node`
     seen.add(id)
@@ -89,23 +94,35 @@ function checkIds(tree: PipelineTree): string | undefined {
 
 /** Every flow joins two nodes, and the nodes' incoming/outgoing lists say exactly that. */
 function checkFlows({ nodes, flows }: PipelineGraph): string | undefined {
+  const listed = new Map(
+    [...nodes.values()].map((node) => [
+      node.id,
+      { incoming: new Set(node.incoming), outgoing: new Set(node.outgoing) },
+    ]),
+  )
   for (const flow of flows.values()) {
-    const source = nodes.get(flow.source)
-    const target = nodes.get(flow.target)
+    const source = listed.get(flow.source)
+    const target = listed.get(flow.target)
     if (!source) return `flow ${flow.id} has unknown source ${flow.source}`
     if (!target) return `flow ${flow.id} has unknown target ${flow.target}`
-    if (!source.outgoing.includes(flow.id)) return `flow ${flow.id} is missing from the outgoing flows of node ${source.id}`
-    if (!target.incoming.includes(flow.id)) return `flow ${flow.id} is missing from the incoming flows of node ${target.id}`
+    if (!source.outgoing.has(flow.id))
+      return `flow ${flow.id} is missing from the outgoing flows of node ${flow.source}`
+    if (!target.incoming.has(flow.id))
+      return `flow ${flow.id} is missing from the incoming flows of node ${flow.target}`
   }
   for (const node of nodes.values()) {
     for (const direction of ['incoming', 'outgoing'] as const) {
-      const list = node[direction]
-      for (const [index, flowId] of list.entries()) {
+      const flowIds = node[direction]
+      for (const flowId of flowIds) {
         const flow = flows.get(flowId)
         if (!flow) return `node ${node.id} lists unknown ${direction} flow ${flowId}`
-        if (list.indexOf(flowId) !== index) return `node ${node.id} lists ${direction} flow ${flowId} twice`
         const end = direction === 'incoming' ? flow.target : flow.source
-        if (end !== node.id) return `node ${node.id} lists ${direction} flow ${flowId}, which belongs to node ${end}`
+        if (end !== node.id)
+          return `node ${node.id} lists ${direction} flow ${flowId}, which belongs to node ${end}`
+      }
+      if (listed.get(node.id)![direction].size < flowIds.length) {
+        const twice = flowIds.find((flowId, index) => flowIds.indexOf(flowId) !== index)
+        return `node ${node.id} lists ${direction} flow ${twice} twice`
       }
     }
   }
@@ -160,11 +177,12 @@ function checkConditions(graph: PipelineGraph): string | undefined {
     if (!isConditional(node)) continue
     const conditions = node.gateway?.conditions ?? {}
     const label = `${LABELS[node.kind]} ${node.id}`
-    for (const flowId of Object.keys(conditions)) {
-      if (!node.outgoing.includes(flowId)) return `${label} has a condition for flow ${flowId}, which is not one of its outgoing flows`
-    }
+    const outgoing = new Set(node.outgoing)
+    const stray = Object.keys(conditions).find((flowId) => !outgoing.has(flowId))
+    if (stray !== undefined)
+      return `${label} has a condition for flow ${stray}, which is not one of its outgoing flows`
     const named = node.gateway?.default_condition?.flow_id
-    if (named !== undefined && !node.outgoing.includes(named)) {
+    if (named !== undefined && !outgoing.has(named)) {
       return `${label} names default flow ${named}, which is not one of its outgoing flows`
     }
     const defaults = node.outgoing.filter((flowId) => graph.flows.get(flowId)?.isDefault)
@@ -192,7 +210,8 @@ function checkComponents(tree: PipelineTree, hasComponent: (code: string) => boo
 /** Every `${var}` read by an input, a condition or a constant, and every output, is a constant. */
 function checkReferences(tree: PipelineTree): string | undefined {
   const has = (key: string) => Object.hasOwn(tree.constants, key)
-  const undefinedIn = (references: string[]) => references.find((ref) => constantForReference(ref, has) === undefined)
+  const undefinedIn = (references: string[]) =>
+    references.find((ref) => constantForReference(ref, has) === undefined)
   for (const activity of Object.values(tree.activities)) {
     for (const [key, input] of Object.entries(activity.component.data)) {
       const missing = undefinedIn(referencesIn(input.value))
@@ -203,14 +222,17 @@ function checkReferences(tree: PipelineTree): string | undefined {
     if (gateway.type !== 'ExclusiveGateway' && gateway.type !== 'ConditionalParallelGateway') continue
     for (const [flowId, { evaluate }] of Object.entries(gateway.conditions ?? {})) {
       const missing = undefinedIn(expressionReferences(evaluate).map((name) => `\${${name}}`))
-      if (missing) return `condition of flow ${flowId} on gateway ${gateway.id} references undefined constant ${missing}`
+      if (missing)
+        return `condition of flow ${flowId} on gateway ${gateway.id} references undefined constant ${missing}`
     }
   }
   for (const [key, constant] of Object.entries(tree.constants)) {
     const missing = undefinedIn(referencesIn(constant.value))
     if (missing) return `constant ${key} references undefined constant ${missing}`
     if (constant.source_type !== 'component_outputs' && constant.source_type !== 'component_inputs') continue
-    const stranger = Object.keys(constant.source_info ?? {}).find((nodeId) => !Object.hasOwn(tree.activities, nodeId))
+    const stranger = Object.keys(constant.source_info ?? {}).find(
+      (nodeId) => !Object.hasOwn(tree.activities, nodeId),
+    )
     if (stranger !== undefined) return `constant ${key} takes its value from unknown activity ${stranger}`
   }
   const output = tree.outputs.find((key) => !has(key))

@@ -10,7 +10,14 @@ export type ComponentData = Record<string, { hook: boolean; value: unknown }>
 
 type GatewayKind = 'ParallelGateway' | 'ExclusiveGateway' | 'ConditionalParallelGateway' | 'ConvergeGateway'
 
-type Node = { id: string; type: string; name: string; incoming: string[]; outgoing: string[]; extra: Record<string, unknown> }
+type Node = {
+  id: string
+  type: string
+  name: string
+  incoming: string[]
+  outgoing: string[]
+  extra: Record<string, unknown>
+}
 
 export type TreeBuilder = {
   readonly startId: string
@@ -73,10 +80,12 @@ export function createTreeBuilder(): TreeBuilder {
       flows[id] = { id, source, target, is_default: false }
       const { extra } = node(source)
       if (condition !== undefined) {
-        const conditions = (extra.conditions ??= {}) as Record<string, unknown>
+        const conditions = (extra.conditions ?? {}) as Record<string, unknown>
         conditions[id] = { evaluate: condition, name: condition, tag: `branch_${source}_${target}` }
+        extra.conditions = conditions
       }
-      if (isDefault) extra.default_condition = { flow_id: id, name: 'default', tag: `branch_${source}_${target}` }
+      if (isDefault)
+        extra.default_condition = { flow_id: id, name: 'default', tag: `branch_${source}_${target}` }
       return id
     },
     chain(...ids) {
@@ -107,6 +116,7 @@ export function createTreeBuilder(): TreeBuilder {
       const start = node(startId)
       const end = node(endId)
       const single = (list: string[]) => (list.length === 1 ? list[0]! : list)
+      const orEmpty = (list: string[]) => (list.length === 0 ? '' : [...list]) // bk-sops writes "" for none
       const activities: Record<string, unknown> = {}
       const gateways: Record<string, unknown> = {}
       for (const { id, type, name, incoming, outgoing, extra } of nodes.values()) {
@@ -114,7 +124,14 @@ export function createTreeBuilder(): TreeBuilder {
           activities[id] = { id, name, type, incoming: [...incoming], outgoing: single(outgoing), ...extra }
         } else if (id !== startId && id !== endId) {
           const converge = type === 'ConvergeGateway'
-          gateways[id] = { id, name, type, incoming: [...incoming], outgoing: converge ? single(outgoing) : [...outgoing], ...extra }
+          gateways[id] = {
+            id,
+            name,
+            type,
+            incoming: [...incoming],
+            outgoing: converge ? single(outgoing) : [...outgoing],
+            ...extra,
+          }
         }
       }
       const location = [...nodes.values()].map(({ id, type }, i) => ({
@@ -129,8 +146,22 @@ export function createTreeBuilder(): TreeBuilder {
         target: { arrow: 'Left', id: target },
       }))
       const tree = {
-        start_event: { id: startId, name: '', type: 'EmptyStartEvent', incoming: '', outgoing: single(start.outgoing), labels: [] },
-        end_event: { id: endId, name: '', type: 'EmptyEndEvent', incoming: [...end.incoming], outgoing: '', labels: [] },
+        start_event: {
+          id: startId,
+          name: '',
+          type: 'EmptyStartEvent',
+          incoming: orEmpty(start.incoming),
+          outgoing: single(start.outgoing),
+          labels: [],
+        },
+        end_event: {
+          id: endId,
+          name: '',
+          type: 'EmptyEndEvent',
+          incoming: [...end.incoming],
+          outgoing: orEmpty(end.outgoing),
+          labels: [],
+        },
         activities,
         gateways,
         flows,
@@ -163,7 +194,11 @@ export function linearTree(n: number, componentCode: string, data: ComponentData
 }
 
 /** start → parallel gateway → `width` activities → converge → end. */
-export function parallelTree(width: number, componentCode: string, data: ComponentData = {}): PipelineTreeInput {
+export function parallelTree(
+  width: number,
+  componentCode: string,
+  data: ComponentData = {},
+): PipelineTreeInput {
   const b = createTreeBuilder()
   const fork = b.gateway('ParallelGateway')
   const join = b.gateway('ConvergeGateway')
