@@ -38,12 +38,29 @@ const flag = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], required('true or false'))
   .transform((v) => v === true || v === 'true' || v === '1')
 
-const text = z.string(required('a string'))
+/** Text for names, descriptions and filters. PostgreSQL text cannot hold NUL, so no column gets one. */
+const text = z.string(required('a string')).regex(/^[^\u0000]*$/, 'must not contain NUL characters')
 
 /** A task's or template's name: 1 to 100 characters. */
 const name = text.min(1, 'must not be empty').max(100, 'must be at most 100 characters')
 
-const object = z.record(z.string(), z.unknown(), required('an object'))
+export const MAX_NESTING = 64
+
+/** True when `value` nests objects and arrays at most `limit` deep (iterative: no stack to overflow). */
+export function nestingWithin(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (v === null || typeof v !== 'object') continue
+    if (depth >= limit) return false
+    for (const child of Object.values(v)) stack.push([child, depth + 1])
+  }
+  return true
+}
+
+const object = z
+  .record(z.string(), z.unknown(), required('an object'))
+  .refine((v) => nestingWithin(v, MAX_NESTING), `must not nest deeper than ${MAX_NESTING} levels`)
 
 /** `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD`, kept as given (the server applies its time zone). */
 const dateTime = z

@@ -90,7 +90,12 @@ export function registerLegacyRoutes(app: FastifyInstance, deps: Deps) {
         } catch {
           body = undefined
         }
-        if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ParamInvalidError('invalid param format')
+        if (!body || typeof body !== 'object' || Array.isArray(body)) {
+          // Authentication comes first (esb-api.md §6) when the credentials do not depend on the body.
+          const header = req.headers['x-bkapi-authorization']
+          if (typeof header === 'string' && header.length > 0) await authenticate(deps, requestCredentials(header, {}), req.ip)
+          throw new ParamInvalidError('invalid param format')
+        }
         params = body as Record<string, unknown>
       } else {
         params = { ...(req.query as Record<string, unknown>) }
@@ -106,7 +111,7 @@ export function registerLegacyRoutes(app: FastifyInstance, deps: Deps) {
   }
 
   for (const prefix of PREFIXES) {
-    app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: `${prefix}/:api`, handler: handle })
+    app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: `${prefix}/:api`, handler: handle })
   }
 }
 

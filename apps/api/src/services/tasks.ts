@@ -9,7 +9,7 @@ import {
   transitionTask,
   validatePipelineTree,
 } from '@stdops/core'
-import { type Executor, sql } from '@stdops/db'
+import { type Executor, join, type Sql, sql } from '@stdops/db'
 import { appendTaskEvent } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
@@ -323,33 +323,37 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
   }
   const start = time(f.create_time_start, 'create_time_start')
   const end = time(f.create_time_end, 'create_time_end')
-  const where = {
-    projectId: project.id,
-    ...(f.keyword ? { name: { contains: f.keyword } } : {}),
-    ...(f.is_started === undefined ? {} : f.is_started ? { startedAt: { not: null } } : { startedAt: null }),
-    ...(f.is_finished === undefined ? {} : f.is_finished ? { state: 'FINISHED' } : { state: { not: 'FINISHED' } }),
-    ...(f.executor ? { executor: f.executor } : {}),
-    ...(f.template_id !== undefined ? { templateId: f.template_id > 2147483647 ? -1 : f.template_id } : {}),
-    ...(start !== undefined || end !== undefined
-      ? { createdAt: { ...(start !== undefined ? { gte: start } : {}), ...(end !== undefined ? { lte: end } : {}) } }
-      : {}),
-  }
-  const [rows, count] = await Promise.all([
-    deps.db.prisma.task.findMany({ where, orderBy: { id: 'desc' }, skip: f.offset, take: f.limit }),
-    deps.db.prisma.task.count({ where }),
+  // bk-sops filters the name with icontains: a literal, case-insensitive substring on both databases.
+  const contains = deps.db.provider === 'postgresql' ? (k: string) => sql`strpos(lower(name), lower(${k})) > 0` : (k: string) => sql`instr(lower(name), lower(${k})) > 0`
+  const conds: Sql[] = [sql`project_id = ${project.id}`]
+  if (f.keyword) conds.push(contains(f.keyword))
+  if (f.is_started !== undefined) conds.push(f.is_started ? sql`started_at IS NOT NULL` : sql`started_at IS NULL`)
+  if (f.is_finished !== undefined) conds.push(f.is_finished ? sql`state = 'FINISHED'` : sql`state <> 'FINISHED'`)
+  if (f.executor) conds.push(sql`executor = ${f.executor}`)
+  if (f.template_id !== undefined) conds.push(sql`template_id = ${f.template_id > 2147483647 ? -1 : f.template_id}`)
+  if (start !== undefined) conds.push(sql`created_at >= ${start}`)
+  if (end !== undefined) conds.push(sql`created_at <= ${end}`)
+  const where = join(conds, ' AND ')
+  const [rows, [total]] = await Promise.all([
+    deps.db.query<{ id: number; name: string; creator: string; executor: string; state: TaskState; template_id: number | null; created_at: number; started_at: number | null; finished_at: number | null }>(
+      sql`SELECT id, name, creator, executor, state, template_id, created_at, started_at, finished_at FROM tasks
+          WHERE ${where} ORDER BY id DESC LIMIT ${f.limit} OFFSET ${f.offset}`,
+    ),
+    deps.db.query<{ n: number }>(sql`SELECT COUNT(*) AS n FROM tasks WHERE ${where}`),
   ])
+  const count = Number(total?.n ?? 0)
   const list = rows.map((t) => ({
     id: t.id,
     name: t.name,
     creator: t.creator,
     executor: t.executor,
-    create_time: formatTime(deps, t.createdAt),
-    start_time: formatTime(deps, t.startedAt),
-    finish_time: formatTime(deps, t.finishedAt),
-    is_started: t.startedAt !== null,
+    create_time: formatTime(deps, t.created_at),
+    start_time: formatTime(deps, t.started_at),
+    finish_time: formatTime(deps, t.finished_at),
+    is_started: t.started_at !== null,
     is_finished: t.state === 'FINISHED',
     state: t.state,
-    template_id: t.templateId,
+    template_id: t.template_id,
     project_id: project.id,
     bk_biz_id: project.bkBizId,
   }))
