@@ -1,0 +1,621 @@
+/**
+ * The engine's decisions, as pure functions that return data (STYLE habit 1). Given the task's
+ * graph, the node rows as they are in the database, the task's constants and state, each
+ * `plan*` function says what happens next: node rows to write, events, history rows, jobs to
+ * enqueue, constants that changed, whether the task finished. The caller performs the effects in
+ * one transaction (see store.ts); nothing here touches the database or the clock.
+ *
+ * Non-activity nodes (events and gateways) are executed inline while the task is RUNNING: the
+ * caller holds the task row, so this is ordered before or after any pause. While the task is not
+ * RUNNING, every node that becomes due is only scheduled (a READY row and a job), to be started
+ * after resume.
+ */
+import {
+  type Constant,
+  evaluateCondition,
+  type NodeState,
+  type PipelineGraph,
+  renderValue,
+  resolveConstants,
+  selectOutgoing,
+  type TaskState,
+  transitionNode,
+  transitionTask,
+} from '@stdops/core'
+import type { ComponentModule } from './types'
+
+/** A node may be passed through this many times; the next pass fails it. */
+export const LOOP_LIMIT = 100
+
+/** The columns of node_states the engine decides on (inputs and outputs are written, not read). */
+export interface NodeRow {
+  state: NodeState
+  version: number
+  loop: number
+  retry: number
+  skip: boolean
+  errorIgnored: boolean
+  arrivals: number
+  expected: number
+  attempt: number
+  error: string | null
+  startedAt: number | null
+  finishedAt: number | null
+}
+
+export interface TaskGraph {
+  graph: PipelineGraph
+  /** converge gateway id → the fork whose branches it joins (a fork's `expected` counts them). */
+  forkOf: ReadonlyMap<string, string>
+  /** The tree's `outputs`: the constants reported as task outputs. */
+  outputs: readonly string[]
+  /** Memo of rowsReadFrom. */
+  readonly reads: Map<string, readonly string[]>
+}
+
+export function prepareGraph(graph: PipelineGraph, outputs: readonly string[]): TaskGraph {
+  const forkOf = new Map<string, string>()
+  for (const node of graph.nodes.values()) {
+    if (node.convergeId !== undefined) forkOf.set(node.convergeId, node.id)
+  }
+  return { graph, forkOf, outputs, reads: new Map() }
+}
+
+/**
+ * The node rows a decision about `nodeId` can read: the node itself and, along its outgoing flows,
+ * every node an inline walk may reach (through events and gateways, whatever their conditions,
+ * stopping at activities), with the fork of each converge gateway met. A transaction loads only
+ * these rows, so its cost does not grow with the size of the tree.
+ */
+export function rowsReadFrom(g: TaskGraph, nodeId: string): readonly string[] {
+  const memo = g.reads.get(nodeId)
+  if (memo) return memo
+  const found = new Set<string>([nodeId])
+  const stack = [nodeId]
+  for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+    const node = g.graph.nodes.get(id)
+    if (!node || (node.kind === 'activity' && id !== nodeId)) continue
+    for (const flowId of node.outgoing) {
+      const target = g.graph.flows.get(flowId)?.target
+      if (target === undefined || found.has(target)) continue
+      found.add(target)
+      const fork = g.forkOf.get(target)
+      if (fork !== undefined) found.add(fork)
+      stack.push(target)
+    }
+  }
+  const rows = [...found]
+  g.reads.set(nodeId, rows)
+  return rows
+}
+
+export interface PlanContext {
+  graph: TaskGraph
+  nodes: ReadonlyMap<string, NodeRow>
+  constants: Readonly<Record<string, Constant>>
+  taskState: TaskState
+  now: number
+  worker: string
+}
+
+/** A node row to write: the decided columns, plus inputs/outputs when they were set (JSON text). */
+export interface NodeWrite extends NodeRow {
+  nodeId: string
+  inputs?: string
+  outputs?: string
+}
+
+export interface PlannedEvent {
+  type: 'node_state' | 'task_state'
+  state: string
+  nodeId?: string
+  data?: unknown
+}
+
+export interface HistoryInsert {
+  nodeId: string
+  loop: number
+  attempt: number
+  state: NodeState
+  worker: string
+  inputs: string | null
+  outputs: string | null
+  error: string | null
+  startedAt: number
+  finishedAt: number | null
+}
+
+/** Closes the open history row of (node, loop, attempt). */
+export interface HistoryClose {
+  nodeId: string
+  loop: number
+  attempt: number
+  state: NodeState
+  outputs: string | null
+  error: string | null
+  finishedAt: number
+}
+
+export interface RunActivity {
+  nodeId: string
+  code: string
+  /** The inputs after the component's schema (what execute receives). */
+  inputs: unknown
+  loop: number
+  attempt: number
+}
+
+export interface Plan {
+  rows: NodeWrite[]
+  events: PlannedEvent[]
+  historyInserts: HistoryInsert[]
+  historyCloses: HistoryClose[]
+  /** Nodes to enqueue as `node` jobs, due now. */
+  jobs: string[]
+  /** The task's constants when a node's outputs changed them. */
+  constants?: Record<string, Constant>
+  /** The end event was reached: the task moves to FINISHED with these outputs. */
+  finish?: { outputs: Record<string, unknown> }
+  /** An activity to execute now (planActivityStart). */
+  run?: RunActivity
+  /** Moves the state machine refused: bugs, logged by the caller; the move was not made. */
+  bugs: string[]
+}
+
+export type ActivityOutcome =
+  | { status: 'finished'; outputs: Record<string, unknown> }
+  | { status: 'failed'; error: string }
+
+type ConstantValues = { ok: true; values: Record<string, unknown> } | { ok: false; message: string }
+
+const emptyRow = (): NodeRow => ({
+  state: 'READY',
+  version: 0,
+  loop: 0,
+  retry: 0,
+  skip: false,
+  errorIgnored: false,
+  arrivals: 0,
+  expected: 0,
+  attempt: 0,
+  error: null,
+  startedAt: null,
+  finishedAt: null,
+})
+
+/** Accumulates the effects of one transaction's decisions over a working copy of the rows. */
+class Planner {
+  private readonly rows = new Map<string, NodeWrite>()
+  private readonly plan: Plan = {
+    rows: [],
+    events: [],
+    historyInserts: [],
+    historyCloses: [],
+    jobs: [],
+    bugs: [],
+  }
+  private constants: Record<string, Constant>
+  private values: ConstantValues | null = null
+  private taskState: TaskState
+  private readonly queue: string[] = []
+
+  constructor(private readonly ctx: PlanContext) {
+    this.constants = { ...ctx.constants }
+    this.taskState = ctx.taskState
+  }
+
+  result(): Plan {
+    this.drain()
+    this.plan.rows = [...this.rows.values()]
+    return this.plan
+  }
+
+  // ---- rows -------------------------------------------------------------------------------
+
+  row(nodeId: string): NodeWrite | undefined {
+    const touched = this.rows.get(nodeId)
+    if (touched) return touched
+    const stored = this.ctx.nodes.get(nodeId)
+    return stored && { ...stored, nodeId }
+  }
+
+  /**
+   * The row to change: touched from now on. Created READY when there is none, with a READY event
+   * unless the node starts at once (`announce` false).
+   */
+  private touch(nodeId: string, announce = true): NodeWrite {
+    let row = this.rows.get(nodeId)
+    if (!row) {
+      const stored = this.ctx.nodes.get(nodeId)
+      row = stored ? { ...stored, nodeId } : { ...emptyRow(), nodeId }
+      this.rows.set(nodeId, row)
+      if (!stored && announce) this.event(nodeId, 'READY')
+    }
+    return row
+  }
+
+  private event(nodeId: string, state: string, data?: unknown) {
+    this.plan.events.push(
+      data === undefined
+        ? { type: 'node_state', nodeId, state }
+        : { type: 'node_state', nodeId, state, data },
+    )
+  }
+
+  /** Moves a node through core's state machine; a refused move is recorded as a bug and not made. */
+  private move(row: NodeWrite, to: NodeState, data?: unknown): boolean {
+    const t = transitionNode(row.state, to)
+    if (!t.ok) {
+      this.plan.bugs.push(`node ${row.nodeId}: ${t.message}`)
+      return false
+    }
+    row.state = t.next
+    row.version += 1
+    this.event(row.nodeId, t.next, data)
+    return true
+  }
+
+  // ---- constants ----------------------------------------------------------------------------
+
+  /** The constant values (rendered with one another), or the reason they cannot be resolved. */
+  constantValues(): ConstantValues {
+    this.values ??= resolveConstants(this.constants)
+    return this.values
+  }
+
+  /** Sets the `component_outputs` constants that read `nodeId`'s outputs. */
+  private applyOutputs(nodeId: string, outputs: Record<string, unknown>) {
+    let changed = false
+    for (const [key, constant] of Object.entries(this.constants)) {
+      if (constant.source_type !== 'component_outputs') continue
+      const wanted = constant.source_info?.[nodeId]
+      if (!wanted) continue
+      const outputKey = wanted.find((k) => Object.hasOwn(outputs, k))
+      if (outputKey === undefined) continue
+      this.constants[key] = { ...constant, value: outputs[outputKey] }
+      changed = true
+    }
+    if (changed) {
+      this.values = null
+      this.plan.constants = this.constants
+    }
+  }
+
+  // ---- passes -------------------------------------------------------------------------------
+
+  /**
+   * Starts a pass through a node: READY → RUNNING (first pass), FINISHED → RUNNING (a loop pass),
+   * or, for a RUNNING node whose worker lost its lease, a new attempt of the same pass. Opens a
+   * history row. Returns false when the node cannot run (refused move, or the loop limit: then
+   * the node is FAILED).
+   */
+  private beginPass(nodeId: string): NodeWrite | null {
+    const row = this.touch(nodeId, false)
+    const { now, worker } = this.ctx
+    if (row.state === 'RUNNING') {
+      this.plan.historyCloses.push({
+        nodeId,
+        loop: row.loop,
+        attempt: row.attempt,
+        state: 'FAILED',
+        outputs: null,
+        error: `attempt ${row.attempt} was abandoned: its worker lost the lease`,
+        finishedAt: now,
+      })
+      row.attempt += 1
+      row.version += 1
+    } else {
+      const loopPass = row.state === 'FINISHED'
+      if (!this.move(row, 'RUNNING')) return null
+      row.loop = loopPass || row.loop === 0 ? row.loop + 1 : row.loop
+      row.attempt = loopPass ? 1 : row.attempt + 1
+    }
+    row.startedAt = now
+    row.finishedAt = null
+    row.error = null
+    row.errorIgnored = false
+    this.plan.historyInserts.push({
+      nodeId,
+      loop: row.loop,
+      attempt: row.attempt,
+      state: 'RUNNING',
+      worker,
+      inputs: null,
+      outputs: null,
+      error: null,
+      startedAt: now,
+      finishedAt: null,
+    })
+    if (row.loop > LOOP_LIMIT) {
+      this.fail(
+        row,
+        `node ${nodeId} reached the loop limit: it may be passed through at most ${LOOP_LIMIT} times`,
+      )
+      return null
+    }
+    return row
+  }
+
+  /** Ends the open history row of the node's current pass (merged into its insert when both are ours). */
+  private closeHistory(row: NodeWrite, state: NodeState, outputs: string | null, error: string | null) {
+    const open = this.plan.historyInserts.find(
+      (h) =>
+        h.nodeId === row.nodeId && h.loop === row.loop && h.attempt === row.attempt && h.finishedAt === null,
+    )
+    if (open) Object.assign(open, { state, outputs, error, finishedAt: this.ctx.now })
+    else {
+      this.plan.historyCloses.push({
+        nodeId: row.nodeId,
+        loop: row.loop,
+        attempt: row.attempt,
+        state,
+        outputs,
+        error,
+        finishedAt: this.ctx.now,
+      })
+    }
+  }
+
+  private finish(row: NodeWrite, opts: { outputs?: Record<string, unknown>; error?: string } = {}) {
+    const data = opts.error === undefined ? undefined : { error: opts.error, error_ignored: true }
+    if (!this.move(row, 'FINISHED', data)) return false
+    row.finishedAt = this.ctx.now
+    row.error = opts.error ?? null
+    row.errorIgnored = opts.error !== undefined
+    const outputs = opts.outputs === undefined ? null : JSON.stringify(opts.outputs)
+    if (outputs !== null) row.outputs = outputs
+    this.closeHistory(row, 'FINISHED', outputs, row.error)
+    return true
+  }
+
+  private fail(row: NodeWrite, error: string) {
+    if (!this.move(row, 'FAILED', { error })) return
+    row.finishedAt = this.ctx.now
+    row.error = error
+    this.closeHistory(row, 'FAILED', null, error)
+  }
+
+  // ---- routing ------------------------------------------------------------------------------
+
+  private follow(flowIds: readonly string[]) {
+    for (const flowId of flowIds) {
+      const target = this.ctx.graph.graph.flows.get(flowId)?.target
+      if (target === undefined) this.plan.bugs.push(`flow ${flowId} has no target`)
+      else this.queue.push(target)
+    }
+  }
+
+  private drain() {
+    for (let nodeId = this.queue.shift(); nodeId !== undefined; nodeId = this.queue.shift())
+      this.arrive(nodeId)
+  }
+
+  /** A flow reached `nodeId`. A fork's converge gateway waits for every branch the fork started. */
+  arrive(nodeId: string) {
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    if (!node) {
+      this.plan.bugs.push(`node ${nodeId} is not in the tree`)
+      return
+    }
+    const forkId = node.kind === 'converge' ? this.ctx.graph.forkOf.get(nodeId) : undefined
+    if (forkId !== undefined) {
+      const expected = this.row(forkId)?.expected ?? 0
+      const row = this.touch(nodeId)
+      row.arrivals += 1
+      if (row.arrivals < expected) return
+      row.arrivals = 0
+    }
+    this.due(nodeId)
+  }
+
+  /** All inputs of the node are met: execute it inline, or schedule it as a job. */
+  due(nodeId: string) {
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    if (node && node.kind !== 'activity' && this.taskState === 'RUNNING') this.executeInline(nodeId)
+    else this.schedule(nodeId)
+  }
+
+  private schedule(nodeId: string) {
+    const row = this.touch(nodeId)
+    if (row.state !== 'READY' && row.state !== 'FINISHED') {
+      this.plan.bugs.push(`node ${nodeId} is due again while ${row.state}`)
+      return
+    }
+    this.plan.jobs.push(nodeId)
+  }
+
+  /** Events and gateways: start and finish in this transaction, then route. */
+  executeInline(nodeId: string) {
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    if (!node) return
+    const row = this.beginPass(nodeId)
+    if (!row) return
+    switch (node.kind) {
+      case 'start':
+      case 'converge':
+        if (this.finish(row)) this.follow(node.outgoing)
+        return
+      case 'end':
+        if (this.finish(row)) this.finishTask()
+        return
+      case 'activity':
+        this.plan.bugs.push(`activity ${nodeId} cannot be executed inline`)
+        return
+      case 'parallel':
+      case 'exclusive':
+      case 'conditional_parallel': {
+        const values = this.constantValues()
+        if (!values.ok) {
+          this.fail(row, `constants cannot be resolved: ${values.message}`)
+          return
+        }
+        const selected = selectOutgoing(this.ctx.graph.graph, nodeId, (expr) =>
+          evaluateCondition(expr, values.values),
+        )
+        if (!selected.ok) {
+          this.fail(row, selected.message)
+          return
+        }
+        if (node.kind !== 'exclusive') row.expected = selected.flowIds.length
+        if (this.finish(row)) this.follow(selected.flowIds)
+        return
+      }
+    }
+  }
+
+  private finishTask() {
+    const t = transitionTask(this.taskState, 'finish')
+    if (!t.ok) {
+      this.plan.bugs.push(`task: ${t.message}`)
+      return
+    }
+    this.taskState = t.next
+    const values = this.constantValues()
+    const outputs: Record<string, unknown> = {}
+    for (const key of this.ctx.graph.outputs) {
+      outputs[key] = values.ok && Object.hasOwn(values.values, key) ? values.values[key] : null
+    }
+    this.plan.finish = { outputs }
+    this.plan.events.push({ type: 'task_state', state: t.next })
+  }
+
+  // ---- activities ---------------------------------------------------------------------------
+
+  startActivity(nodeId: string, lookup: (code: string) => ComponentModule | undefined) {
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    const activity = node?.activity
+    if (!node || !activity) {
+      this.plan.bugs.push(`node ${nodeId} is not an activity`)
+      return
+    }
+    const row = this.beginPass(nodeId)
+    if (!row) return
+    const component = lookup(activity.component.code)
+    if (!component) {
+      this.activityResult(nodeId, {
+        status: 'failed',
+        error: `component ${activity.component.code} is not registered`,
+      })
+      return
+    }
+    const values = this.constantValues()
+    if (!values.ok) {
+      this.activityResult(nodeId, {
+        status: 'failed',
+        error: `constants cannot be resolved: ${values.message}`,
+      })
+      return
+    }
+    const inputs = renderInputs(activity.component.data, values.values)
+    row.inputs = JSON.stringify(inputs)
+    const open = this.plan.historyInserts.at(-1)
+    if (open && open.nodeId === nodeId) open.inputs = row.inputs
+    const parsed = component.inputs.safeParse(inputs)
+    if (!parsed.success) {
+      this.activityResult(nodeId, { status: 'failed', error: describeIssues('input', parsed.error.issues) })
+      return
+    }
+    this.plan.run = {
+      nodeId,
+      code: component.code,
+      inputs: parsed.data,
+      loop: row.loop,
+      attempt: row.attempt,
+    }
+  }
+
+  activityResult(nodeId: string, outcome: ActivityOutcome) {
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    const row = this.row(nodeId)
+    if (!node?.activity || !row) {
+      this.plan.bugs.push(`activity ${nodeId} has no state to complete`)
+      return
+    }
+    const write = this.touch(nodeId)
+    if (outcome.status === 'finished') {
+      if (!this.finish(write, { outputs: outcome.outputs })) return
+      this.applyOutputs(nodeId, outcome.outputs)
+      this.follow(node.outgoing)
+    } else if (node.activity.error_ignorable === true) {
+      if (this.finish(write, { error: outcome.error })) this.follow(node.outgoing)
+    } else {
+      this.fail(write, outcome.error)
+    }
+  }
+
+  revokeAll() {
+    for (const [nodeId, stored] of this.ctx.nodes) {
+      if (stored.state !== 'READY' && stored.state !== 'RUNNING' && stored.state !== 'SUSPENDED') continue
+      const row = this.touch(nodeId)
+      if (!this.move(row, 'REVOKED')) continue
+      row.finishedAt = this.ctx.now
+    }
+  }
+}
+
+/** `component.data` rendered with the constants: `{hook, value}` → the value, `${x}` references resolved. */
+export function renderInputs(
+  data: Readonly<Record<string, { hook: boolean; value?: unknown }>>,
+  values: Record<string, unknown>,
+): Record<string, unknown> {
+  const inputs: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(data)) inputs[key] = renderValue(item.value, values)
+  return inputs
+}
+
+/** `input bk_timing: expected number, received string` — naming each field that failed. */
+export function describeIssues(
+  what: 'input' | 'output',
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+) {
+  return issues
+    .map((i) =>
+      i.path.length > 0 ? `${what} ${i.path.map(String).join('.')}: ${i.message}` : `${what}s: ${i.message}`,
+    )
+    .join('; ')
+}
+
+// ---- the decisions --------------------------------------------------------------------------
+
+/** The task just moved to RUNNING: run the start event and whatever follows it inline. */
+export function planTaskStart(ctx: PlanContext): Plan {
+  const p = new Planner(ctx)
+  p.due(ctx.graph.graph.startId)
+  return p.result()
+}
+
+/** A held job for an event or gateway was claimed while the task is RUNNING: execute it now. */
+export function planDueNode(ctx: PlanContext, nodeId: string): Plan {
+  const p = new Planner(ctx)
+  p.executeInline(nodeId)
+  return p.result()
+}
+
+/**
+ * An activity's job was claimed while the task is RUNNING: move it to RUNNING and render and
+ * validate its inputs. `plan.run` says what to execute; without it the node already ended
+ * (loop limit, unknown component, invalid inputs) and the plan holds what follows.
+ */
+export function planActivityStart(
+  ctx: PlanContext,
+  nodeId: string,
+  lookup: (code: string) => ComponentModule | undefined,
+): Plan {
+  const p = new Planner(ctx)
+  p.startActivity(nodeId, lookup)
+  return p.result()
+}
+
+/** A running activity finished or failed: record it, set constants from its outputs, route on. */
+export function planActivityResult(ctx: PlanContext, nodeId: string, outcome: ActivityOutcome): Plan {
+  const p = new Planner(ctx)
+  p.activityResult(nodeId, outcome)
+  return p.result()
+}
+
+/** The task was revoked: every READY, RUNNING or SUSPENDED node becomes REVOKED. */
+export function planRevoke(ctx: PlanContext): Plan {
+  const p = new Planner(ctx)
+  p.revokeAll()
+  return p.result()
+}

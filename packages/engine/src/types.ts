@@ -1,0 +1,93 @@
+import type { Db, Executor } from '@stdops/db'
+import type { Logger } from 'pino'
+import type { z } from 'zod'
+
+/** What a component's `execute` or `schedule` step comes back with. */
+export type ComponentResult<Out = Record<string, unknown>> =
+  | { status: 'finished'; outputs: Out }
+  | { status: 'failed'; error: string }
+  /** Wait until `until` (epoch ms): a durable timer row; no worker is held meanwhile. */
+  | { status: 'wait'; until: number }
+  /** Wait for a node callback (operate_node `callback`, a later release). */
+  | { status: 'callback' }
+
+export interface ComponentContext {
+  /** Aborted when the task is revoked or the worker stops: stop promptly (within 1 s). */
+  signal: AbortSignal
+  taskId: number
+  nodeId: string
+  now(): number
+  logger: Logger
+  fetch: typeof fetch
+  /** For `schedule` after a node callback: the `callback_data` it was delivered with. */
+  callbackData?: unknown
+}
+
+/**
+ * A component: the code an activity runs, found by `component.code`. `inputs` validates (and may
+ * coerce) the rendered `component.data` values before `execute`; `outputs` validates what a
+ * finished step returns. `schedule` is the step run when a `wait` timer is due or a callback
+ * arrives; without it a due timer finishes the node with no outputs.
+ */
+export interface ComponentModule<In extends z.ZodType = z.ZodType, Out extends z.ZodType = z.ZodType> {
+  code: string
+  name?: string
+  version?: string
+  inputs: In
+  outputs: Out
+  execute(inputs: z.output<In>, ctx: ComponentContext): Promise<ComponentResult<z.input<Out>>>
+  schedule?(inputs: z.output<In>, ctx: ComponentContext): Promise<ComponentResult<z.input<Out>>>
+}
+
+export interface ComponentRegistry {
+  has(code: string): boolean
+  get(code: string): ComponentModule | undefined
+  list(): ComponentModule[]
+}
+
+export interface EngineDeps {
+  db: Db
+  logger?: Logger
+  /** Extra components, registered beside the built-ins (a code may not be registered twice). */
+  components?: ComponentModule[]
+  /** Default `${hostname}:${pid}:${random}`. */
+  workerId?: string
+  /** Lease on claimed work, renewed while a node runs. Default 30000. */
+  leaseMs?: number
+  /** Idle poll interval; notifications wake the worker early. Default 200. */
+  pollMs?: number
+  /** A component that ignores abort is abandoned this long after revoke. Default 10000. */
+  revokeGraceMs?: number
+  /** Nodes executed at once by this process's worker. Default 32. */
+  concurrency?: number
+  /** For bk_http_request and callback_url. Default: the global fetch. */
+  fetch?: typeof fetch
+  /** callback_url retry backoff: base × 2^(attempt−1) ms, capped at 60 s. Default 1000. */
+  callbackRetryMs?: number
+  /** callback_url request timeout. Default 10000. */
+  callbackTimeoutMs?: number
+  /** The clock (epoch ms). Default Date.now. */
+  now?: () => number
+}
+
+export type WorkerMode = 'idle' | 'starting' | 'running' | 'draining' | 'stopped'
+
+export type TaskAction = 'start' | 'pause' | 'resume' | 'revoke'
+
+export interface Engine {
+  components: ComponentRegistry
+  /** The worker's mode: idle before startWorker, then starting → running → draining → stopped. */
+  readonly mode: WorkerMode
+  readonly workerId: string
+  /** Called inside the transaction that moved the task to RUNNING: runs the start event on. */
+  onStarted(tx: Executor, taskId: number, now: number): Promise<void>
+  onPaused(tx: Executor, taskId: number, now: number): Promise<void>
+  onResumed(tx: Executor, taskId: number, now: number): Promise<void>
+  /** Drops the task's jobs and timers, marks READY/RUNNING nodes REVOKED, enqueues the callback. */
+  onRevoked(tx: Executor, taskId: number, now: number): Promise<void>
+  /** After that transaction committed: wakes workers here and elsewhere; on revoke aborts running components. */
+  afterCommit(taskId: number, action: TaskAction): void
+  runningNodes(exec: Executor, taskId: number): Promise<number>
+  startWorker(): Promise<void>
+  stop(opts?: { drainMs?: number }): Promise<void>
+}

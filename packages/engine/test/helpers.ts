@@ -1,0 +1,231 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { type TaskState, transitionTask } from '@stdops/core'
+import { type Db, sql } from '@stdops/db'
+import { createTestDatabase, type TestDatabase } from '@stdops/db/testing'
+import { appendTaskEvent, createEngine, type Engine, type EngineDeps } from '../src/index'
+import { TEST_COMPONENTS } from '../src/testing'
+
+export const PROVIDER = process.env.TEST_DATABASE_URL?.startsWith('postgres') ? 'postgresql' : 'sqlite'
+
+export interface Harness {
+  t: TestDatabase
+  db: Db
+  engines: Engine[]
+  /** A started engine with the test components (stopped by close()). */
+  engine(opts?: Partial<EngineDeps>): Promise<Engine>
+  close(): Promise<void>
+}
+
+export async function createHarness(): Promise<Harness> {
+  const t = await createTestDatabase()
+  const engines: Engine[] = []
+  await t.db.execute(sql`INSERT INTO projects (name, bk_biz_id, created_at) VALUES ('p', 1, ${Date.now()})`)
+  return {
+    t,
+    db: t.db,
+    engines,
+    async engine(opts = {}) {
+      const engine = createEngine({ db: t.db, components: TEST_COMPONENTS, pollMs: 50, ...opts })
+      engines.push(engine)
+      await engine.startWorker()
+      return engine
+    },
+    async close() {
+      await Promise.all(engines.map((e) => e.stop({ drainMs: 2000 })))
+      await t.drop()
+    },
+  }
+}
+
+export async function insertTask(
+  db: Db,
+  tree: unknown,
+  opts: { callbackUrl?: string; name?: string } = {},
+): Promise<number> {
+  const constants = (tree as { constants?: unknown }).constants ?? {}
+  const [row] = await db.query<{ id: number }>(sql`INSERT INTO tasks
+      (project_id, name, creator, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, created_at)
+    VALUES (1, ${opts.name ?? 'task'}, 'tester', 'CREATED', 0, 0, ${JSON.stringify(tree)}, ${JSON.stringify(constants)}, '{}',
+            ${opts.callbackUrl ?? null}, ${Date.now()})
+    RETURNING id`)
+  return Number(row!.id)
+}
+
+/**
+ * An operation as the API performs it: compare-and-set on the task row, the task's state event,
+ * the engine's hook in the same transaction; afterCommit once committed. Returns the time taken
+ * right after the UPDATE returned (the row is ours then: later than any node start committed before).
+ */
+export async function operate(
+  db: Db,
+  engine: Engine,
+  taskId: number,
+  action: 'start' | 'pause' | 'resume' | 'revoke',
+) {
+  const at = await db.tx(async (tx) => {
+    const [task] = await tx.query<{ state: TaskState; version: number }>(
+      sql`SELECT state, version FROM tasks WHERE id = ${taskId}`,
+    )
+    const t = transitionTask(task!.state, action)
+    if (!t.ok) throw new Error(t.message)
+    const changed = await tx.execute(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
+        started_at = CASE WHEN started_at IS NULL THEN ${Date.now()} ELSE started_at END
+      WHERE id = ${taskId} AND version = ${task!.version}`)
+    if (changed !== 1) throw new Error('lost the compare-and-set')
+    const at = Date.now()
+    await appendTaskEvent(tx, taskId, { type: 'task_state', state: t.next }, at)
+    const hook = {
+      start: engine.onStarted,
+      pause: engine.onPaused,
+      resume: engine.onResumed,
+      revoke: engine.onRevoked,
+    }[action]
+    await hook.call(engine, tx, taskId, at)
+    return at
+  })
+  engine.afterCommit(taskId, action)
+  return at
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  intervalMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined && value !== null && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+export interface TaskRow {
+  state: TaskState
+  version: number
+  event_seq: number
+  constants: string
+  outputs: string
+  callback_status: string | null
+  callback_attempts: number
+  callback_error: string | null
+  finished_at: number | null
+}
+
+export async function task(db: Db, taskId: number): Promise<TaskRow> {
+  const [row] =
+    await db.query<TaskRow>(sql`SELECT state, version, event_seq, constants, outputs, callback_status,
+    callback_attempts, callback_error, finished_at FROM tasks WHERE id = ${taskId}`)
+  return {
+    ...row!,
+    version: Number(row!.version),
+    event_seq: Number(row!.event_seq),
+    callback_attempts: Number(row!.callback_attempts),
+  }
+}
+
+export function waitForState(db: Db, taskId: number, state: TaskState, timeoutMs = 10_000) {
+  return waitFor(
+    `task ${taskId} ${state}`,
+    async () => ((await task(db, taskId)).state === state ? true : null),
+    timeoutMs,
+  )
+}
+
+export interface NodeStateRow {
+  node_id: string
+  state: string
+  loop: number
+  attempt: number
+  error: string | null
+  error_ignored: boolean
+  outputs: unknown
+  inputs: unknown
+  started_at: number | null
+  finished_at: number | null
+}
+
+export async function nodes(db: Db, taskId: number): Promise<Map<string, NodeStateRow>> {
+  const rows = await db.query<Record<string, unknown>>(
+    sql`SELECT node_id, state, loop, attempt, error, error_ignored, outputs, inputs, started_at, finished_at FROM node_states WHERE task_id = ${taskId}`,
+  )
+  return new Map(
+    rows.map((r) => [
+      r.node_id as string,
+      {
+        node_id: r.node_id as string,
+        state: r.state as string,
+        loop: Number(r.loop),
+        attempt: Number(r.attempt),
+        error: r.error as string | null,
+        error_ignored: Boolean(r.error_ignored),
+        outputs: r.outputs === null ? null : JSON.parse(r.outputs as string),
+        inputs: r.inputs === null ? null : JSON.parse(r.inputs as string),
+        started_at: r.started_at === null ? null : Number(r.started_at),
+        finished_at: r.finished_at === null ? null : Number(r.finished_at),
+      },
+    ]),
+  )
+}
+
+/** node id → state, for the nodes that have a row. */
+export async function states(db: Db, taskId: number): Promise<Record<string, string>> {
+  return Object.fromEntries([...(await nodes(db, taskId))].map(([id, n]) => [id, n.state]))
+}
+
+export async function events(db: Db, taskId: number) {
+  const rows = await db.query<{ seq: number; type: string; node_id: string | null; state: string }>(
+    sql`SELECT seq, type, node_id, state FROM task_events WHERE task_id = ${taskId} ORDER BY seq`,
+  )
+  return rows.map((r) => ({ ...r, seq: Number(r.seq) }))
+}
+
+export async function jobs(db: Db, taskId: number) {
+  return db.query<{
+    id: number
+    node_id: string
+    kind: string
+    due_at: number
+    lease_owner: string | null
+    lease_until: number | null
+    attempts: number
+  }>(
+    sql`SELECT id, node_id, kind, due_at, lease_owner, lease_until, attempts FROM jobs WHERE task_id = ${taskId} ORDER BY id`,
+  )
+}
+
+/** A local HTTP server; `handler` answers, `calls` records each request's method, url and body. */
+export async function httpServer(
+  handler: (req: IncomingMessage, res: ServerResponse, body: string) => void | Promise<void>,
+) {
+  const calls: { method: string; url: string; body: string }[] = []
+  const server: Server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => {
+      body += c
+    })
+    req.on('end', () => {
+      calls.push({ method: req.method ?? '', url: req.url ?? '', body })
+      void handler(req, res, body)
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    calls,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      }),
+  }
+}
+
+/** Events numbered 1..n without a gap. */
+export function gapFree(seqs: number[]) {
+  return seqs.every((s, i) => s === i + 1)
+}
