@@ -44,8 +44,26 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
   const { appCode, appSecret, token, username } = creds
   if (!appCode) return fail('APP Code [bk_app_code] cannot be empty')
   if (!appSecret) return fail('APP Secret [bk_app_secret] cannot be empty')
-  const [app] = await deps.db.query<{ id: number; code: string; secret_hash: string; trusted: unknown; user_skip: unknown }>(
-    sql`SELECT id, code, secret_hash, trusted, user_skip FROM apps WHERE code = ${appCode}`,
+  // One round trip for the app and, when one was given, the token and its user.
+  const digest = token ? hashSecret(deps.secretKey, token) : ''
+  const [app] = await deps.db.query<{
+    id: number
+    code: string
+    secret_hash: string
+    trusted: unknown
+    user_skip: unknown
+    token_hash: string | null
+    user_id: number | null
+    username: string | null
+    expires_at: number | null
+    revoked_at: number | null
+  }>(
+    sql`SELECT a.id, a.code, a.secret_hash, a.trusted, a.user_skip,
+               t.token_hash, t.user_id, u.username, t.expires_at, t.revoked_at
+        FROM apps a
+        LEFT JOIN tokens t ON t.token_hash = ${digest}
+        LEFT JOIN users u ON u.id = t.user_id
+        WHERE a.code = ${appCode}`,
   )
   if (!app) {
     return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)
@@ -55,21 +73,17 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
   }
   const appInfo = { id: app.id, code: app.code, trusted: Boolean(app.trusted) }
   if (token) {
-    const digest = hashSecret(deps.secretKey, token)
-    const [row] = await deps.db.query<{ token_hash: string; user_id: number; username: string; expires_at: number | null; revoked_at: number | null }>(
-      sql`SELECT t.token_hash, t.user_id, u.username, t.expires_at, t.revoked_at
-          FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ${digest}`,
-    )
-    const now = deps.now()
     if (
-      !row ||
-      !sameDigest(digest, row.token_hash) ||
-      row.revoked_at !== null ||
-      (row.expires_at !== null && Number(row.expires_at) <= now)
+      app.token_hash === null ||
+      app.user_id === null ||
+      app.username === null ||
+      !sameDigest(digest, app.token_hash) ||
+      app.revoked_at !== null ||
+      (app.expires_at !== null && Number(app.expires_at) <= deps.now())
     ) {
       return fail('User authentication failed, please check if the bk_token is valid')
     }
-    return { app: appInfo, username: row.username, userId: row.user_id }
+    return { app: appInfo, username: app.username, userId: app.user_id }
   }
   if (username && Boolean(app.user_skip)) {
     const [user] = await deps.db.query<{ id: number }>(sql`SELECT id FROM users WHERE username = ${username}`)

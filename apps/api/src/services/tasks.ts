@@ -10,10 +10,10 @@ import {
   validatePipelineTree,
 } from '@stdops/core'
 import { type Executor, join, type Sql, sql } from '@stdops/db'
-import { appendTaskEvent } from '@stdops/engine'
+import { appendTaskEvent, insertEvents } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
-import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
+import { type Action, authorize, type Project, type ProjectRef, resolveProject, resolveScope, type TaskRef } from './projects'
 import { findTemplate } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
@@ -44,17 +44,15 @@ export function taskUrl(deps: Deps, projectId: number, taskId: number): string {
 const notFound = (taskId: number, ref: ProjectRef) =>
   new NotFoundError(`task[id=${taskId}] does not exist in project(${ref.bk_biz_id})`)
 
-/** A task of the project; a task of another project is answered exactly like a missing one. */
-async function findTask(deps: Deps, project: Project, taskId: number): Promise<TaskRow> {
-  const rows =
-    taskId > 2147483647
-      ? []
-      : await deps.db.query<TaskRow>(
-          sql`SELECT id, project_id, name, state, version FROM tasks WHERE id = ${taskId} AND project_id = ${project.id}`,
-        )
-  const row = rows[0]
-  if (!row) throw notFound(taskId, project.ref)
-  return row
+/**
+ * The project, and a task of it: one round trip. A task of another project is answered exactly
+ * like a missing one. Checks run in the contract's order: project, task, then permission.
+ */
+async function resolveTask(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, action: Action) {
+  const { project, task } = await resolveScope(deps, caller, ref, taskId)
+  if (!task) throw notFound(taskId, ref)
+  authorize(caller, project, action)
+  return { project, task }
 }
 
 async function writeRecord(
@@ -84,9 +82,9 @@ export async function createTask(
   input: CreateTaskInput,
   opts: { start?: boolean; source: OperateSource },
 ) {
-  const project = await resolveProject(deps, ref)
+  const project = await resolveProject(deps, caller, ref)
   const template = await findTemplate(deps, project.id, input.template_id, ref)
-  await authorize(deps, caller, project, ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)))
+  authorize(caller, project, ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)))
   const base = input.pipeline_tree ?? (JSON.parse(template.pipelineTree) as Record<string, unknown>)
   const tree = withOverrides(base, input.constants)
   const checked = validatePipelineTree(tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
@@ -119,25 +117,28 @@ export async function createTask(
 async function applyOperation(
   deps: Deps,
   tx: Executor,
-  first: Pick<TaskRow, 'id' | 'state' | 'version'>,
+  first: TaskRef,
   project: Project,
   caller: Caller,
   action: string,
   source: OperateSource,
 ): Promise<TaskState> {
   let current = first
+  // 'finish' is the engine's move, not a caller's command (esb-api.md §7: an unknown action is an invalid command).
+  if (!['start', 'pause', 'resume', 'revoke'].includes(action)) throw new InvalidOperationError('task command is invalid')
   for (;;) {
     const t = transitionTask(current.state, action)
     if (!t.ok) throw new InvalidOperationError(t.message)
     const changed = await tx.query<{ event_seq: number }>(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
         started_at = CASE WHEN ${action === 'start'} THEN ${deps.now()} ELSE started_at END,
         executor = CASE WHEN ${action === 'start'} THEN ${caller.username} ELSE executor END,
-        finished_at = CASE WHEN ${t.next === 'REVOKED'} THEN ${deps.now()} ELSE finished_at END
+        finished_at = CASE WHEN ${t.next === 'REVOKED'} THEN ${deps.now()} ELSE finished_at END,
+        event_seq = event_seq + 1
       WHERE id = ${current.id} AND version = ${current.version} RETURNING event_seq`)
     if (changed.length === 1) {
       // Taken after the row is ours: later than any node start that committed before this change.
       const at = deps.now()
-      await appendTaskEvent(tx, current.id, { type: 'task_state', state: t.next }, at)
+      await insertEvents(tx, current.id, Number(changed[0]!.event_seq), [{ type: 'task_state', state: t.next }], at)
       await writeRecord(tx, { taskId: current.id, projectId: project.id, operator: caller.username, type: action, source, at })
       const hook = { start: deps.engine.onStarted, pause: deps.engine.onPaused, resume: deps.engine.onResumed, revoke: deps.engine.onRevoked }[
         action as 'start' | 'pause' | 'resume' | 'revoke'
@@ -145,7 +146,7 @@ async function applyOperation(
       await hook.call(deps.engine, tx, current.id, at)
       return t.next
     }
-    const [again] = await tx.query<TaskRow>(sql`SELECT id, project_id, name, state, version FROM tasks WHERE id = ${current.id}`)
+    const [again] = await tx.query<TaskRef>(sql`SELECT id, state, version FROM tasks WHERE id = ${current.id}`)
     if (!again) throw new Error(`task ${current.id} vanished during an operation`)
     current = again
   }
@@ -158,22 +159,16 @@ export async function operateTask(
   taskId: number,
   action: string | undefined,
   source: OperateSource,
-): Promise<{ state: TaskState }> {
-  const project = await resolveProject(deps, ref)
-  const task = await findTask(deps, project, taskId)
-  await authorize(deps, caller, project, 'task_operate')
-  const state = await deps.db.tx(async (tx) => {
-    const [fresh] = await tx.query<TaskRow>(sql`SELECT id, project_id, name, state, version FROM tasks WHERE id = ${task.id}`)
-    return applyOperation(deps, tx, fresh ?? task, project, caller, action ?? '', source)
-  })
+): Promise<{ state: TaskState; projectId: number }> {
+  const { project, task } = await resolveTask(deps, caller, ref, taskId, 'task_operate')
+  const state = await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, action ?? '', source))
   deps.engine.afterCommit(taskId, action as 'start' | 'pause' | 'resume' | 'revoke')
-  return { state }
+  return { state, projectId: project.id }
 }
 
 export async function startTask(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, source: OperateSource) {
-  const project = await resolveProject(deps, ref)
-  await operateTask(deps, caller, ref, taskId, 'start', source)
-  return { task_url: taskUrl(deps, project.id, taskId) }
+  const { projectId } = await operateTask(deps, caller, ref, taskId, 'start', source)
+  return { task_url: taskUrl(deps, projectId, taskId) }
 }
 
 interface NodeRow {
@@ -201,9 +196,7 @@ function nodeNames(tree: Record<string, unknown>): { names: Record<string, strin
 
 /** The status tree of engine.md §6, with times in the legacy format. */
 export async function taskStatus(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number) {
-  const project = await resolveProject(deps, ref)
-  const task = await findTask(deps, project, taskId)
-  await authorize(deps, caller, project, 'task_view')
+  const { task } = await resolveTask(deps, caller, ref, taskId, 'task_view')
   return statusOf(deps, task.id)
 }
 
@@ -255,8 +248,8 @@ function formatStatusTimes(deps: Deps, node: unknown, errors: Map<string, string
 }
 
 export async function tasksStatus(deps: Deps, caller: Caller, ref: ProjectRef, ids: number[]) {
-  const project = await resolveProject(deps, ref)
-  await authorize(deps, caller, project, 'project_view')
+  const project = await resolveProject(deps, caller, ref)
+  authorize(caller, project, 'project_view')
   const wanted = [...new Set(ids.filter((i) => i <= 2147483647))]
   if (wanted.length === 0) return []
   const rows = await deps.db.prisma.task.findMany({ where: { projectId: project.id, id: { in: wanted } }, orderBy: { id: 'asc' } })
@@ -272,9 +265,7 @@ export async function tasksStatus(deps: Deps, caller: Caller, ref: ProjectRef, i
 }
 
 export async function taskDetail(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number) {
-  const project = await resolveProject(deps, ref)
-  await findTask(deps, project, taskId)
-  await authorize(deps, caller, project, 'task_view')
+  const { project } = await resolveTask(deps, caller, ref, taskId, 'task_view')
   const t = await deps.db.prisma.task.findUniqueOrThrow({ where: { id: taskId } })
   const end = t.finishedAt ?? (t.startedAt !== null ? BigInt(deps.now()) : null)
   return {
@@ -313,8 +304,8 @@ export interface TaskListFilter {
 }
 
 export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: TaskListFilter) {
-  const project = await resolveProject(deps, ref)
-  await authorize(deps, caller, project, 'project_view')
+  const project = await resolveProject(deps, caller, ref)
+  authorize(caller, project, 'project_view')
   const time = (s: string | undefined, field: string) => {
     if (s === undefined) return undefined
     const ms = parseLocalTime(deps, s)
@@ -361,9 +352,7 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
 }
 
 export async function operateRecords(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, nodeId: string | undefined) {
-  const project = await resolveProject(deps, ref)
-  await findTask(deps, project, taskId)
-  await authorize(deps, caller, project, 'task_view')
+  const { project } = await resolveTask(deps, caller, ref, taskId, 'task_view')
   const rows = await deps.db.prisma.operateRecord.findMany({
     where: { taskId, ...(nodeId !== undefined ? { nodeId } : {}) },
     orderBy: { id: 'asc' },

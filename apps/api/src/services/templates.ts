@@ -11,8 +11,8 @@ export interface CreateTemplateInput {
 }
 
 export async function createTemplate(deps: Deps, caller: Caller, ref: ProjectRef, input: CreateTemplateInput) {
-  const project = await resolveProject(deps, ref)
-  await authorize(deps, caller, project, 'template_edit')
+  const project = await resolveProject(deps, caller, ref)
+  authorize(caller, project, 'template_edit')
   const checked = validatePipelineTree(input.pipeline_tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
   if (!checked.ok) throw new ParamInvalidError(`invalid pipeline_tree: ${checked.message}`)
   const now = BigInt(deps.now())
@@ -32,8 +32,8 @@ export async function createTemplate(deps: Deps, caller: Caller, ref: ProjectRef
 }
 
 export async function listTemplates(deps: Deps, caller: Caller, ref: ProjectRef) {
-  const project = await resolveProject(deps, ref)
-  await authorize(deps, caller, project, 'project_view')
+  const project = await resolveProject(deps, caller, ref)
+  authorize(caller, project, 'project_view')
   const rows = await deps.db.prisma.template.findMany({ where: { projectId: project.id }, orderBy: { id: 'desc' } })
   return rows.map((t) => ({
     id: t.id,
@@ -58,9 +58,9 @@ export async function findTemplate(deps: Deps, projectId: number, templateId: nu
 }
 
 export async function getTemplate(deps: Deps, caller: Caller, ref: ProjectRef, templateId: number) {
-  const project = await resolveProject(deps, ref)
+  const project = await resolveProject(deps, caller, ref)
   const t = await findTemplate(deps, project.id, templateId, ref)
-  await authorize(deps, caller, project, 'project_view')
+  authorize(caller, project, 'project_view')
   return {
     id: t.id,
     name: t.name,
