@@ -16,6 +16,7 @@ import type { Caller } from '../services/auth'
 import type { Deps } from '../services/deps'
 import * as tasks from '../services/tasks'
 import * as templates from '../services/templates'
+import { refOf as ref } from '../services/projects'
 
 /** What a legacy API returns on success: its `data`, and any keys that sit beside the envelope's six. */
 export interface ApiResult {
@@ -31,7 +32,6 @@ export interface LegacyApi<S extends z.ZodType = z.ZodType> {
 
 const api = <S extends z.ZodType>(a: LegacyApi<S>) => a as unknown as LegacyApi
 
-const ref = (p: { bk_biz_id: number; scope: 'cmdb_biz' | 'project' }) => ({ bk_biz_id: p.bk_biz_id, scope: p.scope })
 
 /** The first release's APIs (esb-api.md §4), each an adapter: params in, one service call, data out. */
 export const LEGACY_APIS: Record<string, LegacyApi> = {

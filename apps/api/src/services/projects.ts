@@ -8,6 +8,9 @@ export interface ProjectRef {
   bk_biz_id: number
   scope: Scope
 }
+/** The project a request names, from its parsed params. */
+export const refOf = (p: ProjectRef): ProjectRef => ({ bk_biz_id: p.bk_biz_id, scope: p.scope })
+
 export interface Project {
   id: number
   name: string

@@ -1,8 +1,8 @@
 import { CreateTemplateParamsSchema, GetTemplateInfoParamsSchema, GetTemplateListParamsSchema } from '@stdops/core'
 import * as templates from '../../services/templates'
 import { authedProcedure, router } from '../init'
+import { refOf as ref } from '../../services/projects'
 
-const ref = (p: { bk_biz_id: number; scope: 'cmdb_biz' | 'project' }) => ({ bk_biz_id: p.bk_biz_id, scope: p.scope })
 
 export const templateRouter = router({
   create: authedProcedure
