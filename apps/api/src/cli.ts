@@ -74,7 +74,6 @@ async function serve(opts: { api: boolean; worker: boolean }) {
 
 const program = new Command('stdops-server')
   .description('stdops server: the API, the workers, and the admin commands')
-  .showHelpAfterError()
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
 
 program
