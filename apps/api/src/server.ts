@@ -68,7 +68,12 @@ export function createServer(deps: Deps): Server {
       return app.listen({ port, host })
     },
     async stop() {
+      // Event streams (task.events) stay open until their task ends: give requests in flight a
+      // moment, then cut what is left. Stream clients reconnect and resume from their last id.
+      const cut = setTimeout(() => app.server.closeAllConnections(), 1000)
+      cut.unref()
       await app.close()
+      clearTimeout(cut)
     },
   }
 }

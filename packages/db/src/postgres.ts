@@ -48,17 +48,31 @@ export function createPostgresDb(url: string, opts: { poolSize?: number } = {}):
   let listener: Promise<pg.Client> | null = null
   const channels = new Set<string>()
 
+  let closed = false
   const getListener = () => {
     listener ??= (async () => {
       const c = new pg.Client({ connectionString: url })
       c.on('notification', (n) => emitter.emit(n.channel, n.payload ?? ''))
       c.on('error', () => {
+        // The LISTEN connection died: open a new one and listen again on every channel.
+        // Meanwhile the listeners' own polling covers what a lost notification would have said.
         listener = null
+        if (!closed && channels.size > 0) setTimeout(() => void relisten(), 1000).unref()
       })
       await c.connect()
       return c
     })()
     return listener
+  }
+  const relisten = async () => {
+    if (closed) return
+    try {
+      const c = await getListener()
+      for (const ch of channels) await c.query(`LISTEN ${pg.escapeIdentifier(ch)}`)
+    } catch {
+      listener = null
+      if (!closed) setTimeout(() => void relisten(), 1000).unref()
+    }
   }
 
   const tx = async <T>(fn: (tx: Executor) => Promise<T>): Promise<T> => {
@@ -135,6 +149,7 @@ export function createPostgresDb(url: string, opts: { poolSize?: number } = {}):
       return done
     },
     close: async () => {
+      closed = true
       await prisma.$disconnect()
       if (listener) await (await listener).end().catch(() => {})
       await pool.end().catch(() => {})

@@ -9,8 +9,9 @@ import {
 } from '@stdops/core'
 import * as tasks from '../../services/tasks'
 import { authedProcedure, router } from '../init'
+import { taskEventsProcedure } from './events'
+import { refOf as ref } from '../../services/projects'
 
-const ref = (p: { bk_biz_id: number; scope: 'cmdb_biz' | 'project' }) => ({ bk_biz_id: p.bk_biz_id, scope: p.scope })
 
 export const taskRouter = router({
   create: authedProcedure
@@ -34,4 +35,5 @@ export const taskRouter = router({
   records: authedProcedure
     .input(GetTaskOperateRecordParamsSchema)
     .query(({ ctx, input }) => tasks.operateRecords(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id)),
+  events: taskEventsProcedure,
 })
