@@ -592,6 +592,7 @@ export function createEngine(deps: EngineDeps): Engine {
     },
     workerId,
     onStarted,
+    writesInTransaction: (action) => action === 'start' || action === 'revoke',
     onPaused: async () => {
       // Nothing to write: node starts check the task's state under its row lock, and the claim
       // filter leaves the task's node jobs alone until it is RUNNING again.

@@ -87,6 +87,11 @@ export interface Engine {
   onRevoked(tx: Executor, taskId: number, now: number): Promise<void>
   /** After that transaction committed: wakes workers here and elsewhere; on revoke aborts running components. */
   afterCommit(taskId: number, action: TaskAction): void
+  /**
+   * Whether `on<Action>` writes anything in the operation's transaction. When it does not (pause,
+   * resume: held work is rows already), the API may apply the operation as one statement.
+   */
+  writesInTransaction(action: TaskAction): boolean
   runningNodes(exec: Executor, taskId: number): Promise<number>
   startWorker(): Promise<void>
   stop(opts?: { drainMs?: number }): Promise<void>

@@ -5,6 +5,8 @@ import {
   NotFoundError,
   ParamInvalidError,
   resolveConstants,
+  TASK_ACTIONS,
+  type TaskAction,
   type TaskState,
   transitionTask,
   validatePipelineTree,
@@ -124,8 +126,6 @@ async function applyOperation(
   source: OperateSource,
 ): Promise<TaskState> {
   let current = first
-  // 'finish' is the engine's move, not a caller's command (esb-api.md §7: an unknown action is an invalid command).
-  if (!['start', 'pause', 'resume', 'revoke'].includes(action)) throw new InvalidOperationError('task command is invalid')
   for (;;) {
     const t = transitionTask(current.state, action)
     if (!t.ok) throw new InvalidOperationError(t.message)
@@ -141,14 +141,51 @@ async function applyOperation(
       await insertEvents(tx, current.id, Number(changed[0]!.event_seq), [{ type: 'task_state', state: t.next }], at)
       await writeRecord(tx, { taskId: current.id, projectId: project.id, operator: caller.username, type: action, source, at })
       const hook = { start: deps.engine.onStarted, pause: deps.engine.onPaused, resume: deps.engine.onResumed, revoke: deps.engine.onRevoked }[
-        action as 'start' | 'pause' | 'resume' | 'revoke'
+        action as TaskAction
       ]
       await hook.call(deps.engine, tx, current.id, at)
       return t.next
     }
-    const [again] = await tx.query<TaskRef>(sql`SELECT id, state, version FROM tasks WHERE id = ${current.id}`)
-    if (!again) throw new Error(`task ${current.id} vanished during an operation`)
-    current = again
+    current = await reread(tx, current.id)
+  }
+}
+
+async function reread(exec: Executor, taskId: number): Promise<TaskRef> {
+  const [again] = await exec.query<TaskRef>(sql`SELECT id, state, version FROM tasks WHERE id = ${taskId}`)
+  if (!again) throw new Error(`task ${taskId} vanished during an operation`)
+  return { id: Number(again.id), state: again.state, version: Number(again.version) }
+}
+
+/**
+ * The same compare-and-set as applyOperation, as ONE autocommit statement on PostgreSQL, for
+ * operations whose engine hook writes nothing (pause, resume): the update, its task event and
+ * its operate record are data-modifying CTEs of one statement, all or nothing. A transaction
+ * would hold a pooled connection for five round trips; this holds it for one. The times are
+ * the database's clock_timestamp(), read after the UPDATE holds the row (as applyOperation's are).
+ */
+async function applyOperationInOneStatement(
+  deps: Deps,
+  first: TaskRef,
+  project: Project,
+  caller: Caller,
+  action: TaskAction,
+  source: OperateSource,
+): Promise<TaskState> {
+  let current = first
+  for (;;) {
+    const t = transitionTask(current.state, action)
+    if (!t.ok) throw new InvalidOperationError(t.message)
+    const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`
+    const changed = await deps.db.query<{ event_seq: number }>(sql`WITH u AS (
+        UPDATE tasks SET state = ${t.next}, version = version + 1, event_seq = event_seq + 1
+        WHERE id = ${current.id} AND version = ${current.version} RETURNING id, event_seq),
+      e AS (INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at)
+        SELECT id, event_seq, 'task_state', NULL, ${t.next}, NULL, ${nowMs} FROM u),
+      r AS (INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
+        SELECT id, ${project.id}, '', ${caller.username}, ${action}, ${source}, ${nowMs} FROM u)
+      SELECT event_seq FROM u`)
+    if (changed.length === 1) return t.next
+    current = await reread(deps.db, current.id)
   }
 }
 
@@ -161,7 +198,11 @@ export async function operateTask(
   source: OperateSource,
 ): Promise<{ state: TaskState; projectId: number }> {
   const { project, task } = await resolveTask(deps, caller, ref, taskId, 'task_operate')
-  const state = await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, action ?? '', source))
+  const known = (TASK_ACTIONS as readonly string[]).includes(action ?? '')
+  const state =
+    known && deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(action as TaskAction)
+      ? await applyOperationInOneStatement(deps, task, project, caller, action as TaskAction, source)
+      : await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, action ?? '', source))
   deps.engine.afterCommit(taskId, action as 'start' | 'pause' | 'resume' | 'revoke')
   return { state, projectId: project.id }
 }
