@@ -44,6 +44,8 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
   const { appCode, appSecret, token, username } = creds
   if (!appCode) return fail('APP Code [bk_app_code] cannot be empty')
   if (!appSecret) return fail('APP Secret [bk_app_secret] cannot be empty')
+  // PostgreSQL refuses NUL in text: such a code names no app (nor does such a username a user, below)
+  if (appCode.includes('\u0000')) return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)
   // One round trip for the app and, when one was given, the token and its user.
   const digest = token ? hashSecret(deps.secretKey, token) : ''
   const [app] = await deps.db.query<{
@@ -86,7 +88,9 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
     return { app: appInfo, username: app.username, userId: app.user_id }
   }
   if (username && Boolean(app.user_skip)) {
-    const [user] = await deps.db.query<{ id: number }>(sql`SELECT id FROM users WHERE username = ${username}`)
+    const [user] = username.includes('\u0000')
+      ? []
+      : await deps.db.query<{ id: number }>(sql`SELECT id FROM users WHERE username = ${username}`)
     return { app: appInfo, username, userId: user?.id ?? null }
   }
   return fail('User authentication failed, please provide a valid user identity, such as bk_token, bk_username')
