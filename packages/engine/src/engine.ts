@@ -137,8 +137,28 @@ export function createEngine(deps: EngineDeps): Engine {
     notifyQueued = true
     setImmediate(() => {
       notifyQueued = false
-      db.notify(WORK_CHANNEL, String(taskId)).catch((err) => logger.warn({ err }, 'notify failed'))
+      // Signed with our id: this process woke itself already and ignores its own notification.
+      db.notify(WORK_CHANNEL, `${workerId} ${taskId}`).catch((err) => logger.warn({ err }, 'notify failed'))
     })
+  }
+
+  /**
+   * Runs this process's transactions on one task one at a time. They would queue on the task
+   * row's lock anyway, each holding a pooled connection while it waits: a wide fork would then
+   * take every connection and starve the other tasks.
+   */
+  const taskQueues = new Map<number, Promise<void>>()
+  const serialByTask = <T>(taskId: number, fn: () => Promise<T>): Promise<T> => {
+    const result = (taskQueues.get(taskId) ?? Promise.resolve()).then(fn)
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    )
+    taskQueues.set(taskId, tail)
+    void tail.then(() => {
+      if (taskQueues.get(taskId) === tail) taskQueues.delete(taskId)
+    })
+    return result
   }
 
   const logBugs = (taskId: number, plan: Plan) => {
@@ -335,36 +355,38 @@ export function createEngine(deps: EngineDeps): Engine {
       } else outcome = { status: 'finished', outputs: parsed.data as Record<string, unknown> }
     } else if (result.status === 'failed') outcome = { status: 'failed', error: result.error }
 
-    const applied = await db.tx(async (tx): Promise<Applied | null> => {
-      const at = now()
-      const fence = async () => {
-        const reason = await fenceReason(tx, job, workerId)
-        await recordFenced(tx, job, workerId, reason, at)
-        logger.warn({ taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, reason }, 'result fenced')
-        return null
-      }
-      if (result.status === 'wait') {
-        return (await deferHeldJob(tx, job, workerId, result.until, 'timer')) ? null : fence()
-      }
-      if (result.status === 'callback') {
-        return (await deleteHeldJob(tx, job, workerId)) ? null : fence()
-      }
-      const task = await lockTask(tx, job.taskId)
-      if (!task || !(await deleteHeldJob(tx, job, workerId))) return fence()
-      const plan = planActivityResult(
-        await planContext(tx, job.taskId, task, at, job.nodeId),
-        job.nodeId,
-        outcome!,
-      )
-      logBugs(job.taskId, plan)
-      return applyPlan(tx, job.taskId, task, plan, at)
-    })
+    const applied = await serialByTask(job.taskId, () =>
+      db.tx(async (tx): Promise<Applied | null> => {
+        const at = now()
+        const fence = async () => {
+          const reason = await fenceReason(tx, job, workerId)
+          await recordFenced(tx, job, workerId, reason, at)
+          logger.warn({ taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, reason }, 'result fenced')
+          return null
+        }
+        if (result.status === 'wait') {
+          return (await deferHeldJob(tx, job, workerId, result.until, 'timer')) ? null : fence()
+        }
+        if (result.status === 'callback') {
+          return (await deleteHeldJob(tx, job, workerId)) ? null : fence()
+        }
+        const task = await lockTask(tx, job.taskId)
+        if (!task || !(await deleteHeldJob(tx, job, workerId))) return fence()
+        const plan = planActivityResult(
+          await planContext(tx, job.taskId, task, at, job.nodeId),
+          job.nodeId,
+          outcome!,
+        )
+        logBugs(job.taskId, plan)
+        return applyPlan(tx, job.taskId, task, plan, at)
+      }),
+    )
     if (applied && applied.jobs > 0) notifyWork(job.taskId)
     if (result.status === 'wait') wakeAt(result.until)
   }
 
   const runNodeJob = async (run: Run) => {
-    const started = await db.tx((tx) => startNode(tx, run.job))
+    const started = await serialByTask(run.job.taskId, () => db.tx((tx) => startNode(tx, run.job)))
     if (started.kind === 'done' && started.applied.jobs > 0) notifyWork(run.job.taskId)
     if (started.kind !== 'run') return
     const result = await runStep(run, started.module, 'execute', started.inputs)
@@ -496,7 +518,8 @@ export function createEngine(deps: EngineDeps): Engine {
         for (const job of jobs) launch(job)
         claimed = jobs.length
       }
-      if (claimed > 0 && claimed === free) continue
+      // Claims are capped per task (claimJobs): while they still find work, claim again.
+      if (claimed > 0 && inFlight.size < concurrency) continue
       await idle()
     }
   }
@@ -524,7 +547,11 @@ export function createEngine(deps: EngineDeps): Engine {
     if (mode !== 'idle') throw new Error(`the worker cannot start: it is ${mode}`)
     mode = 'starting'
     try {
-      unlisteners.push(await db.listen(WORK_CHANNEL, () => wake()))
+      unlisteners.push(
+        await db.listen(WORK_CHANNEL, (payload) => {
+          if (!payload.startsWith(`${workerId} `)) wake()
+        }),
+      )
       unlisteners.push(
         await db.listen(REVOKE_CHANNEL, (payload) => {
           const taskId = Number(payload)

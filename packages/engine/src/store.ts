@@ -53,6 +53,8 @@ const ConstantsSchema = z.record(z.string(), ConstantSchema)
  * state read here is only a filter: the node start re-checks it under the task row's lock
  * (startNode), which is what orders starts against pause and revoke.
  */
+export const PER_TASK_CLAIM = 8
+
 export async function claimJobs(
   db: Db,
   worker: string,
@@ -60,7 +62,18 @@ export async function claimJobs(
   leaseMs: number,
   limit: number,
 ): Promise<ClaimedJob[]> {
-  const lock = db.provider === 'postgresql' ? sql`FOR UPDATE OF j SKIP LOCKED` : empty
+  const pg = db.provider === 'postgresql'
+  const lock = pg ? sql`FOR UPDATE OF j SKIP LOCKED` : empty
+  // PostgreSQL: at most PER_TASK_CLAIM jobs of one task per claim, so that one wide fork does not
+  // fill every slot while other tasks wait (its transactions run one at a time anyway: they all
+  // take its task row). The worker claims again at once while claims find work, so a fork of slow
+  // components still fills the worker. SQLite has one writer: nothing to spread.
+  const fair = pg
+    ? sql`AND j.id IN (SELECT d.id FROM (
+              SELECT id, row_number() OVER (PARTITION BY task_id ORDER BY due_at, id) AS rn FROM jobs
+              WHERE due_at <= ${now} AND (lease_until IS NULL OR lease_until < ${now})) d
+            WHERE d.rn <= ${PER_TASK_CLAIM})`
+    : empty
   const claim = (exec: Executor) =>
     exec.query<{
       id: number
@@ -73,7 +86,7 @@ export async function claimJobs(
       sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
           WHERE id IN (
             SELECT j.id FROM jobs j JOIN tasks t ON t.id = j.task_id
-            WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now})
+            WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now}) ${fair}
               AND (j.kind = 'callback' OR t.state = 'RUNNING' OR (j.kind = 'timer' AND t.state = 'SUSPENDED'))
             ORDER BY j.due_at, j.id
             LIMIT ${limit}

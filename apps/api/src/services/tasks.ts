@@ -198,9 +198,10 @@ export async function operateTask(
   source: OperateSource,
 ): Promise<{ state: TaskState; projectId: number }> {
   const { project, task } = await resolveTask(deps, caller, ref, taskId, 'task_operate')
-  const known = (TASK_ACTIONS as readonly string[]).includes(action ?? '')
+  // `finish` is the engine's own move, never a caller's command.
+  if (!(TASK_ACTIONS as readonly string[]).includes(action ?? '')) throw new InvalidOperationError('task command is invalid')
   const state =
-    known && deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(action as TaskAction)
+    deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(action as TaskAction)
       ? await applyOperationInOneStatement(deps, task, project, caller, action as TaskAction, source)
       : await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, action ?? '', source))
   deps.engine.afterCommit(taskId, action as 'start' | 'pause' | 'resume' | 'revoke')
