@@ -1,5 +1,5 @@
-import type { Deps } from './services/deps'
 import { addApp, addProject, addUser, grant } from './services/admin'
+import type { Deps } from './services/deps'
 import { createTemplate } from './services/templates'
 
 export const DEMO_TREE = {
@@ -12,7 +12,10 @@ export const DEMO_TREE = {
       type: 'ServiceActivity',
       incoming: ['l1'],
       outgoing: 'l2',
-      component: { code: 'set_variables', data: { variables: { hook: false, value: { greeting: 'hello ${who}' } } } },
+      component: {
+        code: 'set_variables',
+        data: { variables: { hook: false, value: { greeting: 'hello ${who}' } } },
+      },
     },
     n_wait: {
       id: 'n_wait',
@@ -30,8 +33,20 @@ export const DEMO_TREE = {
     l3: { id: 'l3', source: 'n_wait', target: 'n_end', is_default: false },
   },
   constants: {
-    '${who}': { key: '${who}', name: 'Who to greet', value: 'world', source_type: 'custom', show_type: 'show' },
-    '${wait_seconds}': { key: '${wait_seconds}', name: 'Seconds to wait', value: '5', source_type: 'custom', show_type: 'show' },
+    '${who}': {
+      key: '${who}',
+      name: 'Who to greet',
+      value: 'world',
+      source_type: 'custom',
+      show_type: 'show',
+    },
+    '${wait_seconds}': {
+      key: '${wait_seconds}',
+      name: 'Seconds to wait',
+      value: '5',
+      source_type: 'custom',
+      show_type: 'show',
+    },
   },
   outputs: ['${who}'],
 }
@@ -47,10 +62,24 @@ export async function bootstrapDemo(deps: Deps, port: number) {
   const user = await addUser(deps, 'admin', {})
   const project = await addProject(deps, 'Demo project', 2)
   await grant(deps, 'admin', project.id, 'admin')
-  const caller = { app: { id: 0, code: 'demo', trusted: false }, username: 'admin', userId: (await deps.db.prisma.user.findUniqueOrThrow({ where: { username: 'admin' } })).id }
-  const { template_id } = await createTemplate(deps, caller, { bk_biz_id: 2, scope: 'cmdb_biz' }, { name: 'Demo: greet and wait', pipeline_tree: DEMO_TREE })
+  const caller = {
+    app: { id: 0, code: 'demo', trusted: false },
+    username: 'admin',
+    userId: (await deps.db.prisma.user.findUniqueOrThrow({ where: { username: 'admin' } })).id,
+  }
+  const { template_id } = await createTemplate(
+    deps,
+    caller,
+    { bk_biz_id: 2, scope: 'cmdb_biz' },
+    { name: 'Demo: greet and wait', pipeline_tree: DEMO_TREE },
+  )
   const auth = JSON.stringify({ bk_app_code: 'demo', bk_app_secret: app.secret, bk_token: user.token })
-  const body = JSON.stringify({ bk_biz_id: 2, template_id, name: 'my first task', constants: { who: 'stdops' } })
+  const body = JSON.stringify({
+    bk_biz_id: 2,
+    template_id,
+    name: 'my first task',
+    constants: { who: 'stdops' },
+  })
   return [
     'stdops: created demo data (shown once; secrets are stored only as hashes):',
     `  app code:   demo`,

@@ -27,7 +27,10 @@ const duration = (v: string) => {
 
 async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const env = readEnv()
-  const rt = await createRuntime(env, createLogger({ LOG_LEVEL: env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL }))
+  const rt = await createRuntime(
+    env,
+    createLogger({ LOG_LEVEL: env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL }),
+  )
   try {
     return await fn(rt)
   } finally {
@@ -138,14 +141,12 @@ tokenCmd
       if (r.token) print(`token: ${r.token}`)
     }).catch(die),
   )
-tokenCmd
-  .command('revoke <token>')
-  .action((token: string) =>
-    withRuntime(async ({ deps }) => {
-      const r = await admin.revokeToken(deps, token)
-      print(r.revoked ? 'token revoked' : 'token was already revoked')
-    }).catch(die),
-  )
+tokenCmd.command('revoke <token>').action((token: string) =>
+  withRuntime(async ({ deps }) => {
+    const r = await admin.revokeToken(deps, token)
+    print(r.revoked ? 'token revoked' : 'token was already revoked')
+  }).catch(die),
+)
 
 adminCmd
   .command('project')

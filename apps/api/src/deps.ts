@@ -1,11 +1,10 @@
-import { createDb, type MigratableDb, redactUrl } from '@stdops/db'
+import { createDb, type MigratableDb, redactUrl, sql } from '@stdops/db'
 import { createEngine, loadComponentModules } from '@stdops/engine'
 import pino, { type Logger } from 'pino'
 import { newSecret } from './crypto'
 import type { Env } from './env'
 import { type Deps, serverUtcOffset } from './services/deps'
 import { RateLimiter } from './services/rate-limit'
-import { sql } from '@stdops/db'
 
 export function createLogger(env: Pick<Env, 'LOG_LEVEL'>): Logger {
   return pino({
@@ -34,7 +33,9 @@ async function secretKeyFor(db: MigratableDb, env: Env): Promise<string> {
   if (env.STDOPS_SECRET_KEY) return env.STDOPS_SECRET_KEY
   const candidate = newSecret(32)
   if (db.provider === 'postgresql') {
-    await db.execute(sql`INSERT INTO settings (key, value) VALUES (${'secret_key'}, ${candidate}) ON CONFLICT (key) DO NOTHING`)
+    await db.execute(
+      sql`INSERT INTO settings (key, value) VALUES (${'secret_key'}, ${candidate}) ON CONFLICT (key) DO NOTHING`,
+    )
   } else {
     await db.execute(sql`INSERT OR IGNORE INTO settings (key, value) VALUES (${'secret_key'}, ${candidate})`)
   }
@@ -52,9 +53,14 @@ export interface Runtime {
 export async function createRuntime(env: Env, logger: Logger = createLogger(env)): Promise<Runtime> {
   const db = createDb(env.DATABASE_URL, { poolSize: env.STDOPS_DB_POOL_SIZE })
   const applied = await db.migrate()
-  if (applied.length > 0) logger.info({ applied, database: redactUrl(env.DATABASE_URL) }, 'migrations applied')
+  if (applied.length > 0)
+    logger.info({ applied, database: redactUrl(env.DATABASE_URL) }, 'migrations applied')
   const components = env.STDOPS_COMPONENTS
-    ? await loadComponentModules(env.STDOPS_COMPONENTS.split(',').map((s) => s.trim()).filter(Boolean))
+    ? await loadComponentModules(
+        env.STDOPS_COMPONENTS.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
     : []
   const engine = createEngine({
     db,

@@ -1,5 +1,5 @@
 import { LegacyCode } from '@stdops/core'
-import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify'
+import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { registerLegacyRoutes, sendEnvelope } from './legacy/routes'
 import type { Deps } from './services/deps'
@@ -27,16 +27,43 @@ export function createServer(deps: Deps): Server {
   app.register(async (legacy) => {
     // bk-sops reads the raw body as JSON whatever the Content-Type says (esb-api.md §1).
     legacy.removeAllContentTypeParsers()
-    legacy.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body))
+    legacy.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) =>
+      done(null, body),
+    )
     legacy.setErrorHandler((err: { statusCode?: number; code?: string }, req, reply) => {
       if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        return sendEnvelope(req, reply, { result: false, code: LegacyCode.REQUEST_PARAM_INVALID, data: null, message: 'request body is larger than 1 MiB' }, 413)
+        return sendEnvelope(
+          req,
+          reply,
+          {
+            result: false,
+            code: LegacyCode.REQUEST_PARAM_INVALID,
+            data: null,
+            message: 'request body is larger than 1 MiB',
+          },
+          413,
+        )
       }
       if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-        return sendEnvelope(req, reply, { result: false, code: LegacyCode.REQUEST_PARAM_INVALID, data: null, message: 'invalid param format' })
+        return sendEnvelope(req, reply, {
+          result: false,
+          code: LegacyCode.REQUEST_PARAM_INVALID,
+          data: null,
+          message: 'invalid param format',
+        })
       }
       deps.logger.error({ err }, 'unhandled error in legacy route')
-      return sendEnvelope(req, reply, { result: false, code: LegacyCode.UNKNOWN_ERROR, data: null, message: 'internal error, see request_id' }, 200)
+      return sendEnvelope(
+        req,
+        reply,
+        {
+          result: false,
+          code: LegacyCode.UNKNOWN_ERROR,
+          data: null,
+          message: 'internal error, see request_id',
+        },
+        200,
+      )
     })
     registerLegacyRoutes(legacy, deps)
   })
@@ -47,7 +74,8 @@ export function createServer(deps: Deps): Server {
       router: appRouter,
       createContext: createContextFactory(deps),
       onError({ error, path }) {
-        if (error.code === 'INTERNAL_SERVER_ERROR') deps.logger.error({ err: error.cause ?? error, path }, 'internal error in trpc')
+        if (error.code === 'INTERNAL_SERVER_ERROR')
+          deps.logger.error({ err: error.cause ?? error, path }, 'internal error in trpc')
       },
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
   })
@@ -57,7 +85,17 @@ export function createServer(deps: Deps): Server {
   app.setNotFoundHandler((req, reply) => {
     const m = /^\/(?:api\/c\/compapi\/)?v2\/sops\/?([^/?]*)/.exec(req.url)
     if (m) {
-      return sendEnvelope(req, reply, { result: false, code: LegacyCode.COMPONENT_NOT_FOUND, data: null, message: `component not found: ${m[1] ?? ''}` }, 404)
+      return sendEnvelope(
+        req,
+        reply,
+        {
+          result: false,
+          code: LegacyCode.COMPONENT_NOT_FOUND,
+          data: null,
+          message: `component not found: ${m[1] ?? ''}`,
+        },
+        404,
+      )
     }
     return reply.status(404).send({ error: 'not found' })
   })

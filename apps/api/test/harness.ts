@@ -19,9 +19,17 @@ export interface Harness {
   close(): Promise<void>
 }
 
-export async function startHarness(opts: { worker?: boolean; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { worker?: boolean; env?: Record<string, string> } = {},
+): Promise<Harness> {
   const { url: dbUrl, drop } = await createTestDatabaseUrl()
-  const env = readEnv({ DATABASE_URL: dbUrl, LOG_LEVEL: 'silent', STDOPS_DEMO: '0', STDOPS_REVOKE_GRACE_MS: '2000', ...opts.env })
+  const env = readEnv({
+    DATABASE_URL: dbUrl,
+    LOG_LEVEL: 'silent',
+    STDOPS_DEMO: '0',
+    STDOPS_REVOKE_GRACE_MS: '2000',
+    ...opts.env,
+  })
   const runtime = await createRuntime(env, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }))
   const server = createServer(runtime.deps)
   const address = await server.start({ port: 0, host: '127.0.0.1' })
@@ -53,7 +61,13 @@ let seq = 0
 /** An app, a user with a token and a role in a new project. */
 export async function makeIdentity(
   deps: Deps,
-  opts: { role?: 'viewer' | 'operator' | 'admin' | null; bkBizId?: number; trusted?: boolean; userSkip?: boolean; projectId?: number } = {},
+  opts: {
+    role?: 'viewer' | 'operator' | 'admin' | null
+    bkBizId?: number
+    trusted?: boolean
+    userSkip?: boolean
+    projectId?: number
+  } = {},
 ): Promise<Identity> {
   seq += 1
   const n = `${process.pid}_${seq}_${Math.floor(Math.random() * 1e6)}`
@@ -61,7 +75,11 @@ export async function makeIdentity(
   const appSecret = `secret-${n}-0123456789abcdef`
   const username = `user_${n}`
   const token = `token-${n}-0123456789abcdef`
-  await admin.addApp(deps, appCode, { secret: appSecret, trusted: opts.trusted ?? false, userSkip: opts.userSkip ?? false })
+  await admin.addApp(deps, appCode, {
+    secret: appSecret,
+    trusted: opts.trusted ?? false,
+    userSkip: opts.userSkip ?? false,
+  })
   await admin.addUser(deps, username, { token })
   let projectId = opts.projectId
   let bkBizId = opts.bkBizId ?? 0
@@ -77,23 +95,45 @@ export async function makeIdentity(
 }
 
 export function authHeader(id: Pick<Identity, 'appCode' | 'appSecret' | 'token'>): Record<string, string> {
-  return { 'X-Bkapi-Authorization': JSON.stringify({ bk_app_code: id.appCode, bk_app_secret: id.appSecret, bk_token: id.token }) }
+  return {
+    'X-Bkapi-Authorization': JSON.stringify({
+      bk_app_code: id.appCode,
+      bk_app_secret: id.appSecret,
+      bk_token: id.token,
+    }),
+  }
 }
 
 export interface EnvelopeReply {
   status: number
   headers: Headers
-  body: Record<string, unknown> & { result: boolean; code: number; data: unknown; message: string; request_id: string; trace_id: string }
+  body: Record<string, unknown> & {
+    result: boolean
+    code: number
+    data: unknown
+    message: string
+    request_id: string
+    trace_id: string
+  }
 }
 
 /** A legacy call: POST with a JSON body (or a raw string), GET with a query; returns status, headers and the parsed envelope. */
 export async function esb(
   base: string,
   api: string,
-  opts: { method?: 'GET' | 'POST' | 'PUT'; body?: unknown; raw?: string; query?: Record<string, string | number | boolean>; headers?: Record<string, string>; prefix?: string } = {},
+  opts: {
+    method?: 'GET' | 'POST' | 'PUT'
+    body?: unknown
+    raw?: string
+    query?: Record<string, string | number | boolean>
+    headers?: Record<string, string>
+    prefix?: string
+  } = {},
 ): Promise<EnvelopeReply> {
   const method = opts.method ?? (opts.query ? 'GET' : 'POST')
-  const qs = opts.query ? `?${new URLSearchParams(Object.entries(opts.query).map(([k, v]): [string, string] => [k, String(v)])).toString()}` : ''
+  const qs = opts.query
+    ? `?${new URLSearchParams(Object.entries(opts.query).map(([k, v]): [string, string] => [k, String(v)])).toString()}`
+    : ''
   const res = await fetch(`${base}${opts.prefix ?? '/v2/sops'}/${api}/${qs}`, {
     method,
     headers: { 'content-type': 'application/json', ...opts.headers },
@@ -104,7 +144,11 @@ export async function esb(
 }
 
 /** Polls until `check` returns a value that is not undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await check()

@@ -11,7 +11,12 @@ const run = promisify(execFile)
 
 let dbUrl: string
 let drop: () => Promise<void>
-const env = () => ({ ...process.env, DATABASE_URL: dbUrl, STDOPS_SECRET_KEY: 'server-cli-test-key-0123456789', LOG_LEVEL: 'warn' })
+const env = () => ({
+  ...process.env,
+  DATABASE_URL: dbUrl,
+  STDOPS_SECRET_KEY: 'server-cli-test-key-0123456789',
+  LOG_LEVEL: 'warn',
+})
 
 /** Runs `stdops-server <args>`; resolves with exit code, stdout and stderr (never rejects). */
 async function server(...args: string[]) {
@@ -44,7 +49,10 @@ describe('stdops-server admin commands', () => {
     const first = await server('admin', 'user', 'add', 'alice')
     expect(first.code).toBe(0)
     expect(first.stdout).toMatch(/^user alice added\ntoken: \S{20,}\n$/)
-    expect(await server('admin', 'user', 'add', 'alice')).toMatchObject({ code: 0, stdout: 'user alice exists\n' })
+    expect(await server('admin', 'user', 'add', 'alice')).toMatchObject({
+      code: 0,
+      stdout: 'user alice exists\n',
+    })
   })
 
   it('adds a project, printing its own id, and returns the same id for the same bk_biz_id', async () => {
@@ -52,14 +60,19 @@ describe('stdops-server admin commands', () => {
     expect(first.code).toBe(0)
     const id = first.stdout.trim()
     expect(id).toMatch(/^\d+$/)
-    expect((await server('admin', 'project', 'add', '--name', 'Ops', '--biz-id', '31')).stdout.trim()).toBe(id)
+    expect((await server('admin', 'project', 'add', '--name', 'Ops', '--biz-id', '31')).stdout.trim()).toBe(
+      id,
+    )
     const grant = await server('admin', 'grant', 'alice', '--project', id, '--role', 'operator')
     expect(grant).toMatchObject({ code: 0, stdout: `alice is operator in project ${id}\n` })
     expect((await server('admin', 'grant', 'alice', '--project', id, '--role', 'operator')).code).toBe(0)
   })
 
   it.each([
-    [['admin', 'grant', 'alice', '--project', '1', '--role', 'owner'], /--role must be one of viewer, operator, admin/],
+    [
+      ['admin', 'grant', 'alice', '--project', '1', '--role', 'owner'],
+      /--role must be one of viewer, operator, admin/,
+    ],
     [['admin', 'grant', 'nobody', '--project', '1', '--role', 'viewer'], /no such user: nobody/],
     [['admin', 'grant', 'alice', '--project', '999999', '--role', 'viewer'], /no such project id: 999999/],
     [['admin', 'project', 'add', '--name', 'X', '--biz-id', 'abc'], /--biz-id must be a positive integer/],
@@ -78,10 +91,23 @@ describe('stdops-server admin commands', () => {
   })
 
   it('issues a token with an expiry and revokes it', async () => {
-    const issued = await server('admin', 'token', 'add', 'alice', '--token', 'alice-second-token-0123', '--expires-in', '7d')
+    const issued = await server(
+      'admin',
+      'token',
+      'add',
+      'alice',
+      '--token',
+      'alice-second-token-0123',
+      '--expires-in',
+      '7d',
+    )
     expect(issued).toMatchObject({ code: 0, stdout: 'token issued to alice\n' })
-    expect((await server('admin', 'token', 'revoke', 'alice-second-token-0123')).stdout).toBe('token revoked\n')
-    expect((await server('admin', 'token', 'revoke', 'alice-second-token-0123')).stdout).toBe('token was already revoked\n')
+    expect((await server('admin', 'token', 'revoke', 'alice-second-token-0123')).stdout).toBe(
+      'token revoked\n',
+    )
+    expect((await server('admin', 'token', 'revoke', 'alice-second-token-0123')).stdout).toBe(
+      'token was already revoked\n',
+    )
   })
 })
 
@@ -109,7 +135,8 @@ describe('first start on an empty database', () => {
         out += d.toString()
       })
       const deadline = Date.now() + 30_000
-      while (!/get_task_status/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      while (!/get_task_status/.test(out) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100))
       const curl = /curl -s -X POST (\S+) -H 'X-Bkapi-Authorization: ([^']+)' -d '([^']+)'/.exec(out)
       expect(curl, out).not.toBeNull()
       const [, url, auth, body] = curl!
@@ -126,9 +153,12 @@ describe('first start on an empty database', () => {
       }
       expect(reply).toMatchObject({ result: true, code: 0, message: 'success' })
       const taskId = (reply!.data as { task_id: number }).task_id
-      const status = await fetch(`http://127.0.0.1:${port}/v2/sops/get_task_status/?bk_biz_id=2&task_id=${taskId}`, {
-        headers: { 'X-Bkapi-Authorization': auth! },
-      }).then((r) => r.json() as Promise<{ data: { state: string } }>)
+      const status = await fetch(
+        `http://127.0.0.1:${port}/v2/sops/get_task_status/?bk_biz_id=2&task_id=${taskId}`,
+        {
+          headers: { 'X-Bkapi-Authorization': auth! },
+        },
+      ).then((r) => r.json() as Promise<{ data: { state: string } }>)
       expect(['RUNNING', 'FINISHED']).toContain(status.data.state)
     } finally {
       child.kill('SIGTERM')

@@ -39,7 +39,9 @@ const flag = z
   .transform((v) => v === true || v === 'true' || v === '1')
 
 /** Text for names, descriptions and filters. PostgreSQL text cannot hold NUL, so no column gets one. */
-const text = z.string(required('a string')).regex(/^[^\u0000]*$/, 'must not contain NUL characters')
+const text = z
+  .string(required('a string'))
+  .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters')
 
 /** A task's or template's name: 1 to 100 characters. */
 const name = text.min(1, 'must not be empty').max(100, 'must be at most 100 characters')

@@ -19,10 +19,14 @@ for (const provider of ['sqlite', 'postgresql']) {
   mkdirSync(dir, { recursive: true })
   const schema = `// GENERATED from ../schema.base.prisma by scripts/generate.mjs: edit that file.\n${base.replaceAll('__PROVIDER__', provider)}`
   writeFileSync(join(dir, 'schema.prisma'), schema)
-  execFileSync(process.execPath, [prismaCli, 'generate', '--schema', join(dir, 'schema.prisma'), '--no-hints'], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
+  execFileSync(
+    process.execPath,
+    [prismaCli, 'generate', '--schema', join(dir, 'schema.prisma'), '--no-hints'],
+    {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  )
 }
 console.log('prisma clients generated (sqlite, postgresql)')

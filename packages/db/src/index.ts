@@ -2,18 +2,20 @@ import { createPostgresDb } from './postgres'
 import { createSqliteDb } from './sqlite'
 import type { Db, Provider } from './types'
 
-export { Sql, empty, join, sql } from './sql'
-export type { Db, Executor, Provider, Row } from './types'
-export { SQLITE_PRAGMAS, openSqlite, sqlitePath } from './sqlite'
-export { loadMigrations } from './migrations'
 export type { PrismaClient } from './generated/sqlite/client'
+export { loadMigrations } from './migrations'
+export { empty, join, Sql, sql } from './sql'
+export { openSqlite, SQLITE_PRAGMAS, sqlitePath } from './sqlite'
+export type { Db, Executor, Provider, Row } from './types'
 
 export const DEFAULT_DATABASE_URL = 'file:./data/stdops.db'
 
 export function providerOf(url: string): Provider {
   if (/^postgres(ql)?:\/\//.test(url)) return 'postgresql'
   if (url.startsWith('file:') || url === ':memory:') return 'sqlite'
-  throw new Error(`DATABASE_URL must start with file: (SQLite) or postgresql:// (PostgreSQL), got ${redactUrl(url)}`)
+  throw new Error(
+    `DATABASE_URL must start with file: (SQLite) or postgresql:// (PostgreSQL), got ${redactUrl(url)}`,
+  )
 }
 
 /** A URL fit for logs: the password replaced. */

@@ -1,5 +1,5 @@
-import { EventEmitter } from 'node:events'
 import { createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaClient } from './generated/postgresql/client'
@@ -36,7 +36,10 @@ function executorFor(client: pg.Pool | pg.PoolClient): Executor {
   }
 }
 
-export function createPostgresDb(url: string, opts: { poolSize?: number } = {}): Db & { migrate(): Promise<string[]> } {
+export function createPostgresDb(
+  url: string,
+  opts: { poolSize?: number } = {},
+): Db & { migrate(): Promise<string[]> } {
   const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types })
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on the next checkout.

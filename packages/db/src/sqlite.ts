@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
+import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3'
 import Database from 'better-sqlite3'
@@ -98,22 +98,28 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
       mutex.run(() => {
         conn.exec(MIGRATIONS_TABLE_SQL.sqlite)
         const applied = new Set(
-          (conn.prepare('SELECT migration_name FROM _prisma_migrations WHERE rolled_back_at IS NULL').all() as {
-            migration_name: string
-          }[]).map((r) => r.migration_name),
+          (
+            conn
+              .prepare('SELECT migration_name FROM _prisma_migrations WHERE rolled_back_at IS NULL')
+              .all() as {
+              migration_name: string
+            }[]
+          ).map((r) => r.migration_name),
         )
         const done: string[] = []
         for (const m of loadMigrations('sqlite')) {
           if (applied.has(m.name)) continue
-          conn.transaction(() => {
-            conn.exec(m.sql)
-            conn
-              .prepare(
-                `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
+          conn
+            .transaction(() => {
+              conn.exec(m.sql)
+              conn
+                .prepare(
+                  `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
                  VALUES (?, ?, ?, current_timestamp, current_timestamp, 1)`,
-              )
-              .run(newMigrationId(), m.checksum, m.name)
-          }).immediate()
+                )
+                .run(newMigrationId(), m.checksum, m.name)
+            })
+            .immediate()
           done.push(m.name)
         }
         return done

@@ -24,7 +24,10 @@ export async function createTestDatabaseUrl(): Promise<{ url: string; drop(): Pr
   const pgBase = testDatabaseBaseUrl()
   if (!pgBase) {
     const dir = mkdtempSync(join(tmpdir(), 'stdops-test-'))
-    return { url: `file:${join(dir, 'test.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) }
+    return {
+      url: `file:${join(dir, 'test.db')}`,
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    }
   }
   const name = `stdops_t_${randomBytes(6).toString('hex')}`
   const admin = new pg.Client({ connectionString: pgBase })

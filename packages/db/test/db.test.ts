@@ -73,7 +73,9 @@ describe('database layer', () => {
   it('values are bound, never spliced into the statement', async () => {
     const evil = "x'); DROP TABLE users; --"
     await t.db.execute(sql`INSERT INTO users (username, created_at) VALUES (${evil}, ${1})`)
-    const rows = await t.db.query<{ username: string }>(sql`SELECT username FROM users WHERE username = ${evil}`)
+    const rows = await t.db.query<{ username: string }>(
+      sql`SELECT username FROM users WHERE username = ${evil}`,
+    )
     expect(rows).toEqual([{ username: evil }])
   })
 
@@ -85,7 +87,9 @@ describe('database layer', () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, () =>
         t.db.tx((tx) =>
-          tx.execute(sql`UPDATE tasks SET state = 'SUSPENDED', version = version + 1 WHERE id = ${task.id} AND version = ${0}`),
+          tx.execute(
+            sql`UPDATE tasks SET state = 'SUSPENDED', version = version + 1 WHERE id = ${task.id} AND version = ${0}`,
+          ),
         ),
       ),
     )

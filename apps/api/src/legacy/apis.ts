@@ -14,9 +14,9 @@ import {
 import type { z } from 'zod'
 import type { Caller } from '../services/auth'
 import type { Deps } from '../services/deps'
+import { refOf as ref } from '../services/projects'
 import * as tasks from '../services/tasks'
 import * as templates from '../services/templates'
-import { refOf as ref } from '../services/projects'
 
 /** What a legacy API returns on success: its `data`, and any keys that sit beside the envelope's six. */
 export interface ApiResult {
@@ -31,7 +31,6 @@ export interface LegacyApi<S extends z.ZodType = z.ZodType> {
 }
 
 const api = <S extends z.ZodType>(a: LegacyApi<S>) => a as unknown as LegacyApi
-
 
 /** The first release's APIs (esb-api.md §4), each an adapter: params in, one service call, data out. */
 export const LEGACY_APIS: Record<string, LegacyApi> = {
@@ -56,7 +55,9 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
   create_and_start_task: api({
     method: 'POST',
     params: CreateTaskParamsSchema,
-    run: async (d, c, p) => ({ data: await tasks.createTask(d, c, ref(p), p, { start: true, source: 'api' }) }),
+    run: async (d, c, p) => ({
+      data: await tasks.createTask(d, c, ref(p), p, { start: true, source: 'api' }),
+    }),
   }),
   get_task_status: api({
     method: 'GET',

@@ -15,14 +15,23 @@ declare module 'fastify' {
 }
 
 function ids(req: FastifyRequest) {
-  req.legacyIds ??= { requestId: requestIdFrom(req.headers['x-request-id']), traceId: traceIdFrom(req.headers.traceparent) }
+  req.legacyIds ??= {
+    requestId: requestIdFrom(req.headers['x-request-id']),
+    traceId: traceIdFrom(req.headers.traceparent),
+  }
   return req.legacyIds
 }
 
 export function sendEnvelope(
   req: FastifyRequest,
   reply: FastifyReply,
-  body: { result: boolean; code: number; data: unknown; message: string; extra?: Record<string, unknown> | undefined },
+  body: {
+    result: boolean
+    code: number
+    data: unknown
+    message: string
+    extra?: Record<string, unknown> | undefined
+  },
   status = 200,
 ) {
   const { requestId, traceId } = ids(req)
@@ -43,11 +52,21 @@ export function sendEnvelope(
     .send(JSON.stringify(envelope))
 }
 
-export function sendRefusal(req: FastifyRequest, reply: FastifyReply, err: unknown, deps: Pick<Deps, 'logger'>) {
+export function sendRefusal(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  err: unknown,
+  deps: Pick<Deps, 'logger'>,
+) {
   const { requestId } = ids(req)
   const r = toRefusal(err, requestId)
   if (r.internal) deps.logger.error({ err, request_id: requestId }, 'internal error in legacy api')
-  return sendEnvelope(req, reply, { result: false, code: r.code, data: null, message: r.message }, r.httpStatus)
+  return sendEnvelope(
+    req,
+    reply,
+    { result: false, code: r.code, data: null, message: r.message },
+    r.httpStatus,
+  )
 }
 
 /** The credentials of a request: the X-Bkapi-Authorization header when present, else the body or query. */
@@ -60,7 +79,9 @@ function requestCredentials(headerValue: unknown, params: Record<string, unknown
       parsed = null
     }
     // A header that is not a JSON object carries no credentials: authentication then fails at its first check.
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? credentialsFrom(parsed as Record<string, unknown>) : {}
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? credentialsFrom(parsed as Record<string, unknown>)
+      : {}
   }
   return credentialsFrom(params)
 }
@@ -70,13 +91,28 @@ export function registerLegacyRoutes(app: FastifyInstance, deps: Deps) {
     const name = (req.params as { api: string }).api
     const api = Object.hasOwn(LEGACY_APIS, name) ? LEGACY_APIS[name] : undefined
     if (!api) {
-      return sendEnvelope(req, reply, { result: false, code: LegacyCode.COMPONENT_NOT_FOUND, data: null, message: `component not found: ${name}` }, 404)
+      return sendEnvelope(
+        req,
+        reply,
+        {
+          result: false,
+          code: LegacyCode.COMPONENT_NOT_FOUND,
+          data: null,
+          message: `component not found: ${name}`,
+        },
+        404,
+      )
     }
     if (req.method !== api.method) {
       return sendEnvelope(
         req,
         reply,
-        { result: false, code: LegacyCode.METHOD_NOT_ALLOWED, data: null, message: `method ${req.method} not allowed for ${name}, use ${api.method}` },
+        {
+          result: false,
+          code: LegacyCode.METHOD_NOT_ALLOWED,
+          data: null,
+          message: `method ${req.method} not allowed for ${name}, use ${api.method}`,
+        },
         405,
       )
     }
@@ -93,25 +129,39 @@ export function registerLegacyRoutes(app: FastifyInstance, deps: Deps) {
         if (!body || typeof body !== 'object' || Array.isArray(body)) {
           // Authentication comes first (esb-api.md §6) when the credentials do not depend on the body.
           const header = req.headers['x-bkapi-authorization']
-          if (typeof header === 'string' && header.length > 0) await authenticate(deps, requestCredentials(header, {}), req.ip)
+          if (typeof header === 'string' && header.length > 0)
+            await authenticate(deps, requestCredentials(header, {}), req.ip)
           throw new ParamInvalidError('invalid param format')
         }
         params = body as Record<string, unknown>
       } else {
         params = { ...(req.query as Record<string, unknown>) }
       }
-      const caller = await authenticate(deps, requestCredentials(req.headers['x-bkapi-authorization'], params), req.ip)
+      const caller = await authenticate(
+        deps,
+        requestCredentials(req.headers['x-bkapi-authorization'], params),
+        req.ip,
+      )
       const parsed = api.params.safeParse(params)
       if (!parsed.success) throw new ParamInvalidError(formatZodError(parsed.error))
       const out = await api.run(deps, caller, parsed.data)
-      return sendEnvelope(req, reply, { result: true, code: LegacyCode.SUCCESS, data: out.data, message: 'success', extra: out.extra })
+      return sendEnvelope(req, reply, {
+        result: true,
+        code: LegacyCode.SUCCESS,
+        data: out.data,
+        message: 'success',
+        extra: out.extra,
+      })
     } catch (err) {
       return sendRefusal(req, reply, err, deps)
     }
   }
 
   for (const prefix of PREFIXES) {
-    app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: `${prefix}/:api`, handler: handle })
+    app.route({
+      method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      url: `${prefix}/:api`,
+      handler: handle,
+    })
   }
 }
-

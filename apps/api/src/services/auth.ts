@@ -45,7 +45,8 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
   if (!appCode) return fail('APP Code [bk_app_code] cannot be empty')
   if (!appSecret) return fail('APP Secret [bk_app_secret] cannot be empty')
   // PostgreSQL refuses NUL in text: such a code names no app (nor does such a username a user, below)
-  if (appCode.includes('\u0000')) return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)
+  if (appCode.includes('\u0000'))
+    return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)
   // One round trip for the app and, when one was given, the token and its user.
   const digest = token ? hashSecret(deps.secretKey, token) : ''
   const [app] = await deps.db.query<{
@@ -71,7 +72,9 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
     return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)
   }
   if (!sameDigest(hashSecret(deps.secretKey, appSecret), app.secret_hash)) {
-    return fail(`APP Secret verification failed, please confirm the APP Secret and APP Code [bk_app_code=${appCode}] match`)
+    return fail(
+      `APP Secret verification failed, please confirm the APP Secret and APP Code [bk_app_code=${appCode}] match`,
+    )
   }
   const appInfo = { id: app.id, code: app.code, trusted: Boolean(app.trusted) }
   if (token) {
@@ -93,5 +96,7 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
       : await deps.db.query<{ id: number }>(sql`SELECT id FROM users WHERE username = ${username}`)
     return { app: appInfo, username, userId: user?.id ?? null }
   }
-  return fail('User authentication failed, please provide a valid user identity, such as bk_token, bk_username')
+  return fail(
+    'User authentication failed, please provide a valid user identity, such as bk_token, bk_username',
+  )
 }

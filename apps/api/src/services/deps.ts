@@ -1,7 +1,7 @@
 import type { Db } from '@stdops/db'
 import type { Engine } from '@stdops/engine'
 import type { Logger } from 'pino'
-import { RateLimiter } from './rate-limit'
+import type { RateLimiter } from './rate-limit'
 
 /** What every use case gets: built once in main.ts (or a test) and passed down. */
 export interface Deps {

@@ -58,7 +58,15 @@ export async function resolveScope(
   const wantedTask = taskId !== undefined && fits(taskId) ? taskId : -1
   const rows = !fits(ref.bk_biz_id)
     ? []
-    : await deps.db.query<{ id: number; name: string; bk_biz_id: number; role: string | null; task_id: number | null; state: TaskState | null; version: number | null }>(
+    : await deps.db.query<{
+        id: number
+        name: string
+        bk_biz_id: number
+        role: string | null
+        task_id: number | null
+        state: TaskState | null
+        version: number | null
+      }>(
         sql`SELECT p.id, p.name, p.bk_biz_id, m.role, t.id AS task_id, t.state, t.version
             FROM projects p
             LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = ${caller.userId ?? -1}
@@ -67,8 +75,15 @@ export async function resolveScope(
       )
   const row = rows[0]
   if (!row) throw new NotFoundError(`project(${ref.bk_biz_id}) with scope(${ref.scope}) does not exist.`)
-  const project: Project = { id: row.id, name: row.name, bkBizId: row.bk_biz_id, ref, role: (row.role as Role | null) ?? null }
-  const task = row.task_id === null ? null : { id: Number(row.task_id), state: row.state!, version: Number(row.version) }
+  const project: Project = {
+    id: row.id,
+    name: row.name,
+    bkBizId: row.bk_biz_id,
+    ref,
+    role: (row.role as Role | null) ?? null,
+  }
+  const task =
+    row.task_id === null ? null : { id: Number(row.task_id), state: row.state!, version: Number(row.version) }
   return { project, task }
 }
 

@@ -15,7 +15,15 @@ import { type Executor, join, type Sql, sql } from '@stdops/db'
 import { appendTaskEvent, insertEvents } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
-import { type Action, authorize, type Project, type ProjectRef, resolveProject, resolveScope, type TaskRef } from './projects'
+import {
+  type Action,
+  authorize,
+  type Project,
+  type ProjectRef,
+  resolveProject,
+  resolveScope,
+  type TaskRef,
+} from './projects'
 import { findTemplate } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
@@ -29,14 +37,6 @@ export interface CreateTaskInput {
   pipeline_tree?: Record<string, unknown> | undefined
   description?: string | undefined
   callback_url?: string | undefined
-}
-
-interface TaskRow {
-  id: number
-  project_id: number
-  name: string
-  state: TaskState
-  version: number
 }
 
 export function taskUrl(deps: Deps, projectId: number, taskId: number): string {
@@ -86,7 +86,11 @@ export async function createTask(
 ) {
   const project = await resolveProject(deps, caller, ref)
   const template = await findTemplate(deps, project.id, input.template_id, ref)
-  authorize(caller, project, ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)))
+  authorize(
+    caller,
+    project,
+    ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)),
+  )
   const base = input.pipeline_tree ?? (JSON.parse(template.pipelineTree) as Record<string, unknown>)
   const tree = withOverrides(base, input.constants)
   const checked = validatePipelineTree(tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
@@ -103,8 +107,24 @@ export async function createTask(
       RETURNING id`)
     const id = row!.id
     await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
-    await writeRecord(tx, { taskId: id, projectId: project.id, operator: caller.username, type: 'create', source: opts.source, at: now })
-    if (opts.start) await applyOperation(deps, tx, { id, state: 'CREATED', version: 0 }, project, caller, 'start', opts.source)
+    await writeRecord(tx, {
+      taskId: id,
+      projectId: project.id,
+      operator: caller.username,
+      type: 'create',
+      source: opts.source,
+      at: now,
+    })
+    if (opts.start)
+      await applyOperation(
+        deps,
+        tx,
+        { id, state: 'CREATED', version: 0 },
+        project,
+        caller,
+        'start',
+        opts.source,
+      )
     return id
   })
   if (opts.start) deps.engine.afterCommit(taskId, 'start')
@@ -129,7 +149,9 @@ async function applyOperation(
   for (;;) {
     const t = transitionTask(current.state, action)
     if (!t.ok) throw new InvalidOperationError(t.message)
-    const changed = await tx.query<{ event_seq: number }>(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
+    const changed = await tx.query<{
+      event_seq: number
+    }>(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
         started_at = CASE WHEN ${action === 'start'} THEN ${deps.now()} ELSE started_at END,
         executor = CASE WHEN ${action === 'start'} THEN ${caller.username} ELSE executor END,
         finished_at = CASE WHEN ${t.next === 'REVOKED'} THEN ${deps.now()} ELSE finished_at END,
@@ -138,11 +160,27 @@ async function applyOperation(
     if (changed.length === 1) {
       // Taken after the row is ours: later than any node start that committed before this change.
       const at = deps.now()
-      await insertEvents(tx, current.id, Number(changed[0]!.event_seq), [{ type: 'task_state', state: t.next }], at)
-      await writeRecord(tx, { taskId: current.id, projectId: project.id, operator: caller.username, type: action, source, at })
-      const hook = { start: deps.engine.onStarted, pause: deps.engine.onPaused, resume: deps.engine.onResumed, revoke: deps.engine.onRevoked }[
-        action as TaskAction
-      ]
+      await insertEvents(
+        tx,
+        current.id,
+        Number(changed[0]!.event_seq),
+        [{ type: 'task_state', state: t.next }],
+        at,
+      )
+      await writeRecord(tx, {
+        taskId: current.id,
+        projectId: project.id,
+        operator: caller.username,
+        type: action,
+        source,
+        at,
+      })
+      const hook = {
+        start: deps.engine.onStarted,
+        pause: deps.engine.onPaused,
+        resume: deps.engine.onResumed,
+        revoke: deps.engine.onRevoked,
+      }[action as TaskAction]
       await hook.call(deps.engine, tx, current.id, at)
       return t.next
     }
@@ -199,7 +237,8 @@ export async function operateTask(
 ): Promise<{ state: TaskState; projectId: number }> {
   const { project, task } = await resolveTask(deps, caller, ref, taskId, 'task_operate')
   // `finish` is the engine's own move, never a caller's command.
-  if (!(TASK_ACTIONS as readonly string[]).includes(action ?? '')) throw new InvalidOperationError('task command is invalid')
+  if (!(TASK_ACTIONS as readonly string[]).includes(action ?? ''))
+    throw new InvalidOperationError('task command is invalid')
   const state =
     deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(action as TaskAction)
       ? await applyOperationInOneStatement(deps, task, project, caller, action as TaskAction, source)
@@ -208,7 +247,13 @@ export async function operateTask(
   return { state, projectId: project.id }
 }
 
-export async function startTask(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, source: OperateSource) {
+export async function startTask(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  taskId: number,
+  source: OperateSource,
+) {
   const { projectId } = await operateTask(deps, caller, ref, taskId, 'start', source)
   return { task_url: taskUrl(deps, projectId, taskId) }
 }
@@ -226,10 +271,15 @@ interface NodeRow {
   finished_at: number | null
 }
 
-function nodeNames(tree: Record<string, unknown>): { names: Record<string, string>; ignorable: Record<string, boolean> } {
+function nodeNames(tree: Record<string, unknown>): {
+  names: Record<string, string>
+  ignorable: Record<string, boolean>
+} {
   const names: Record<string, string> = {}
   const ignorable: Record<string, boolean> = {}
-  for (const [id, a] of Object.entries((tree.activities as Record<string, Record<string, unknown>> | undefined) ?? {})) {
+  for (const [id, a] of Object.entries(
+    (tree.activities as Record<string, Record<string, unknown>> | undefined) ?? {},
+  )) {
     names[id] = typeof a.name === 'string' ? a.name : ''
     ignorable[id] = a.error_ignorable === true
   }
@@ -243,9 +293,14 @@ export async function taskStatus(deps: Deps, caller: Caller, ref: ProjectRef, ta
 }
 
 export async function statusOf(deps: Deps, taskId: number) {
-  const [t] = await deps.db.query<{ id: number; name: string; state: TaskState; pipeline_tree: string; started_at: number | null; finished_at: number | null }>(
-    sql`SELECT id, name, state, pipeline_tree, started_at, finished_at FROM tasks WHERE id = ${taskId}`,
-  )
+  const [t] = await deps.db.query<{
+    id: number
+    name: string
+    state: TaskState
+    pipeline_tree: string
+    started_at: number | null
+    finished_at: number | null
+  }>(sql`SELECT id, name, state, pipeline_tree, started_at, finished_at FROM tasks WHERE id = ${taskId}`)
   if (!t) throw new Error(`task ${taskId} vanished`)
   const nodes = await deps.db.query<NodeRow>(
     sql`SELECT node_id, state, retry, skip, loop, version, error_ignored, error, started_at, finished_at FROM node_states WHERE task_id = ${taskId}`,
@@ -253,7 +308,13 @@ export async function statusOf(deps: Deps, taskId: number) {
   const { names, ignorable } = nodeNames(JSON.parse(t.pipeline_tree) as Record<string, unknown>)
   const toDate = (ms: number | null) => (ms === null ? null : new Date(Number(ms)))
   const tree = buildStatusTree({
-    task: { id: t.id, name: t.name, state: t.state, startedAt: toDate(t.started_at), finishedAt: toDate(t.finished_at) },
+    task: {
+      id: t.id,
+      name: t.name,
+      state: t.state,
+      startedAt: toDate(t.started_at),
+      finishedAt: toDate(t.finished_at),
+    },
     nodes: nodes.map((n) => ({
       nodeId: n.node_id,
       state: n.state,
@@ -283,7 +344,10 @@ function formatStatusTimes(deps: Deps, node: unknown, errors: Map<string, string
   if (typeof n.id === 'string' && errors.has(n.id)) out.ex_data = errors.get(n.id)
   if (n.children && typeof n.children === 'object') {
     out.children = Object.fromEntries(
-      Object.entries(n.children as Record<string, unknown>).map(([k, c]) => [k, formatStatusTimes(deps, c, errors)]),
+      Object.entries(n.children as Record<string, unknown>).map(([k, c]) => [
+        k,
+        formatStatusTimes(deps, c, errors),
+      ]),
     )
   }
   return out
@@ -294,7 +358,10 @@ export async function tasksStatus(deps: Deps, caller: Caller, ref: ProjectRef, i
   authorize(caller, project, 'project_view')
   const wanted = [...new Set(ids.filter((i) => i <= 2147483647))]
   if (wanted.length === 0) return []
-  const rows = await deps.db.prisma.task.findMany({ where: { projectId: project.id, id: { in: wanted } }, orderBy: { id: 'asc' } })
+  const rows = await deps.db.prisma.task.findMany({
+    where: { projectId: project.id, id: { in: wanted } },
+    orderBy: { id: 'asc' },
+  })
   return rows.map((t) => ({
     id: t.id,
     name: t.name,
@@ -357,18 +424,34 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
   const start = time(f.create_time_start, 'create_time_start')
   const end = time(f.create_time_end, 'create_time_end')
   // bk-sops filters the name with icontains: a literal, case-insensitive substring on both databases.
-  const contains = deps.db.provider === 'postgresql' ? (k: string) => sql`strpos(lower(name), lower(${k})) > 0` : (k: string) => sql`instr(lower(name), lower(${k})) > 0`
+  const contains =
+    deps.db.provider === 'postgresql'
+      ? (k: string) => sql`strpos(lower(name), lower(${k})) > 0`
+      : (k: string) => sql`instr(lower(name), lower(${k})) > 0`
   const conds: Sql[] = [sql`project_id = ${project.id}`]
   if (f.keyword) conds.push(contains(f.keyword))
-  if (f.is_started !== undefined) conds.push(f.is_started ? sql`started_at IS NOT NULL` : sql`started_at IS NULL`)
-  if (f.is_finished !== undefined) conds.push(f.is_finished ? sql`state = 'FINISHED'` : sql`state <> 'FINISHED'`)
+  if (f.is_started !== undefined)
+    conds.push(f.is_started ? sql`started_at IS NOT NULL` : sql`started_at IS NULL`)
+  if (f.is_finished !== undefined)
+    conds.push(f.is_finished ? sql`state = 'FINISHED'` : sql`state <> 'FINISHED'`)
   if (f.executor) conds.push(sql`executor = ${f.executor}`)
-  if (f.template_id !== undefined) conds.push(sql`template_id = ${f.template_id > 2147483647 ? -1 : f.template_id}`)
+  if (f.template_id !== undefined)
+    conds.push(sql`template_id = ${f.template_id > 2147483647 ? -1 : f.template_id}`)
   if (start !== undefined) conds.push(sql`created_at >= ${start}`)
   if (end !== undefined) conds.push(sql`created_at <= ${end}`)
   const where = join(conds, ' AND ')
   const [rows, [total]] = await Promise.all([
-    deps.db.query<{ id: number; name: string; creator: string; executor: string; state: TaskState; template_id: number | null; created_at: number; started_at: number | null; finished_at: number | null }>(
+    deps.db.query<{
+      id: number
+      name: string
+      creator: string
+      executor: string
+      state: TaskState
+      template_id: number | null
+      created_at: number
+      started_at: number | null
+      finished_at: number | null
+    }>(
       sql`SELECT id, name, creator, executor, state, template_id, created_at, started_at, finished_at FROM tasks
           WHERE ${where} ORDER BY id DESC LIMIT ${f.limit} OFFSET ${f.offset}`,
     ),
@@ -393,8 +476,14 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
   return { list, count }
 }
 
-export async function operateRecords(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, nodeId: string | undefined) {
-  const { project } = await resolveTask(deps, caller, ref, taskId, 'task_view')
+export async function operateRecords(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  taskId: number,
+  nodeId: string | undefined,
+) {
+  await resolveTask(deps, caller, ref, taskId, 'task_view')
   const rows = await deps.db.prisma.operateRecord.findMany({
     where: { taskId, ...(nodeId !== undefined ? { nodeId } : {}) },
     orderBy: { id: 'asc' },

@@ -10,10 +10,17 @@ export interface CreateTemplateInput {
   description?: string | undefined
 }
 
-export async function createTemplate(deps: Deps, caller: Caller, ref: ProjectRef, input: CreateTemplateInput) {
+export async function createTemplate(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  input: CreateTemplateInput,
+) {
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'template_edit')
-  const checked = validatePipelineTree(input.pipeline_tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
+  const checked = validatePipelineTree(input.pipeline_tree, {
+    hasComponent: (c: string) => deps.engine.components.has(c),
+  })
   if (!checked.ok) throw new ParamInvalidError(`invalid pipeline_tree: ${checked.message}`)
   const now = BigInt(deps.now())
   const t = await deps.db.prisma.template.create({
@@ -34,7 +41,10 @@ export async function createTemplate(deps: Deps, caller: Caller, ref: ProjectRef
 export async function listTemplates(deps: Deps, caller: Caller, ref: ProjectRef) {
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'project_view')
-  const rows = await deps.db.prisma.template.findMany({ where: { projectId: project.id }, orderBy: { id: 'desc' } })
+  const rows = await deps.db.prisma.template.findMany({
+    where: { projectId: project.id },
+    orderBy: { id: 'desc' },
+  })
   return rows.map((t) => ({
     id: t.id,
     name: t.name,

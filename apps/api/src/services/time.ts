@@ -2,7 +2,10 @@ import { formatLegacyTime } from '@stdops/core'
 import type { Deps } from './deps'
 
 /** Epoch ms (number or bigint, from either database) → the legacy `YYYY-MM-DD HH:MM:SS +ZZZZ`. */
-export function formatTime(deps: Pick<Deps, 'utcOffsetMinutes'>, ms: number | bigint | null | undefined): string | null {
+export function formatTime(
+  deps: Pick<Deps, 'utcOffsetMinutes'>,
+  ms: number | bigint | null | undefined,
+): string | null {
   if (ms === null || ms === undefined) return null
   const d = new Date(Number(ms))
   return formatLegacyTime(d, deps.utcOffsetMinutes(d))

@@ -20,7 +20,8 @@ export function credentialsFromHeaders(headers: Record<string, string | string[]
   if (bkapi) {
     try {
       const parsed: unknown = JSON.parse(bkapi)
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return credentialsFrom(parsed as Record<string, unknown>)
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+        return credentialsFrom(parsed as Record<string, unknown>)
     } catch {
       // not JSON: no credentials
     }

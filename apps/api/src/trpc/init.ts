@@ -20,7 +20,11 @@ const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     const cause = error.cause
     if (cause instanceof StdopsError) {
-      return { ...shape, message: cause.message, data: { ...shape.data, stack: undefined, legacyCode: cause.code } }
+      return {
+        ...shape,
+        message: cause.message,
+        data: { ...shape.data, stack: undefined, legacyCode: cause.code },
+      }
     }
     if (cause instanceof ZodError) {
       return {
@@ -47,7 +51,11 @@ const mapErrors = t.middleware(async ({ next }) => {
   const result = await next()
   if (!result.ok && result.error.cause instanceof StdopsError) {
     const cause = result.error.cause
-    throw new TRPCError({ code: CODE_BY_LEGACY[cause.code] ?? 'INTERNAL_SERVER_ERROR', message: cause.message, cause })
+    throw new TRPCError({
+      code: CODE_BY_LEGACY[cause.code] ?? 'INTERNAL_SERVER_ERROR',
+      message: cause.message,
+      cause,
+    })
   }
   return result
 })

@@ -7,22 +7,25 @@ import {
   OperateTaskParamsSchema,
   StartTaskParamsSchema,
 } from '@stdops/core'
+import { refOf as ref } from '../../services/projects'
 import * as tasks from '../../services/tasks'
 import { authedProcedure, router } from '../init'
 import { taskEventsProcedure } from './events'
-import { refOf as ref } from '../../services/projects'
-
 
 export const taskRouter = router({
   create: authedProcedure
     .input(CreateTaskParamsSchema)
-    .mutation(({ ctx, input }) => tasks.createTask(ctx.deps, ctx.caller, ref(input), input, { source: 'app' })),
+    .mutation(({ ctx, input }) =>
+      tasks.createTask(ctx.deps, ctx.caller, ref(input), input, { source: 'app' }),
+    ),
   start: authedProcedure
     .input(StartTaskParamsSchema)
     .mutation(({ ctx, input }) => tasks.startTask(ctx.deps, ctx.caller, ref(input), input.task_id, 'app')),
   operate: authedProcedure
     .input(OperateTaskParamsSchema)
-    .mutation(({ ctx, input }) => tasks.operateTask(ctx.deps, ctx.caller, ref(input), input.task_id, input.action, 'app')),
+    .mutation(({ ctx, input }) =>
+      tasks.operateTask(ctx.deps, ctx.caller, ref(input), input.task_id, input.action, 'app'),
+    ),
   status: authedProcedure
     .input(GetTaskStatusParamsSchema)
     .query(({ ctx, input }) => tasks.taskStatus(ctx.deps, ctx.caller, ref(input), input.task_id)),
@@ -34,6 +37,8 @@ export const taskRouter = router({
     .query(({ ctx, input }) => tasks.listTasks(ctx.deps, ctx.caller, ref(input), input)),
   records: authedProcedure
     .input(GetTaskOperateRecordParamsSchema)
-    .query(({ ctx, input }) => tasks.operateRecords(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id)),
+    .query(({ ctx, input }) =>
+      tasks.operateRecords(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id),
+    ),
   events: taskEventsProcedure,
 })

@@ -1,8 +1,11 @@
-import { CreateTemplateParamsSchema, GetTemplateInfoParamsSchema, GetTemplateListParamsSchema } from '@stdops/core'
+import {
+  CreateTemplateParamsSchema,
+  GetTemplateInfoParamsSchema,
+  GetTemplateListParamsSchema,
+} from '@stdops/core'
+import { refOf as ref } from '../../services/projects'
 import * as templates from '../../services/templates'
 import { authedProcedure, router } from '../init'
-import { refOf as ref } from '../../services/projects'
-
 
 export const templateRouter = router({
   create: authedProcedure
