@@ -22,6 +22,7 @@ import {
   applyPlan,
   type ClaimedJob,
   claimJobs,
+  claimTaskJobs,
   closeOpenHistories,
   countRunningNodes,
   deferHeldJob,
@@ -71,6 +72,9 @@ type StartOutcome =
   | { kind: 'held' | 'fenced' }
   | { kind: 'done'; applied: Applied }
   | { kind: 'run'; module: ComponentModule; inputs: unknown }
+
+/** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
+const CHAIN_LIMIT = 8
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err))
 
@@ -355,8 +359,10 @@ export function createEngine(deps: EngineDeps): Engine {
       } else outcome = { status: 'finished', outputs: parsed.data as Record<string, unknown> }
     } else if (result.status === 'failed') outcome = { status: 'failed', error: result.error }
 
+    const chained: Array<{ job: ClaimedJob; module: ComponentModule; inputs: unknown }> = []
     const applied = await serialByTask(job.taskId, () =>
       db.tx(async (tx): Promise<Applied | null> => {
+        chained.length = 0 // a retried transaction starts again
         const at = now()
         const fence = async () => {
           const reason = await fenceReason(tx, job, workerId)
@@ -378,9 +384,26 @@ export function createEngine(deps: EngineDeps): Engine {
           outcome!,
         )
         logBugs(job.taskId, plan)
-        return applyPlan(tx, job.taskId, task, plan, at)
+        const done = await applyPlan(tx, job.taskId, task, plan, at)
+        // Chain: start the activities this result leads to in this same transaction and run them
+        // here at once, instead of a claim and a start transaction each (while the task runs
+        // and this worker has room; whatever is not taken stays a due job for any worker).
+        const room = Math.min(CHAIN_LIMIT, concurrency - inFlight.size + 1)
+        if (mode === 'running' && task.state === 'RUNNING' && plan.jobs.length > 0 && room > 0) {
+          const claimed = await claimTaskJobs(tx, workerId, job.taskId, plan.jobs.slice(0, room), at, leaseMs)
+          let more = 0
+          for (const next of claimed) {
+            const outcome = await startNode(tx, next)
+            if (outcome.kind === 'run')
+              chained.push({ job: next, module: outcome.module, inputs: outcome.inputs })
+            if (outcome.kind === 'done') more += outcome.applied.jobs
+          }
+          return { ...done, jobs: done.jobs - claimed.length + more }
+        }
+        return done
       }),
     )
+    for (const c of chained) launch(c.job, { module: c.module, inputs: c.inputs })
     if (applied && applied.jobs > 0) notifyWork(job.taskId)
     if (result.status === 'wait') wakeAt(result.until)
   }
@@ -389,6 +412,11 @@ export function createEngine(deps: EngineDeps): Engine {
     const started = await serialByTask(run.job.taskId, () => db.tx((tx) => startNode(tx, run.job)))
     if (started.kind === 'done' && started.applied.jobs > 0) notifyWork(run.job.taskId)
     if (started.kind !== 'run') return
+    await runStarted(run, started)
+  }
+
+  /** Executes a node whose start has committed (here, or chained in its predecessor's completion). */
+  const runStarted = async (run: Run, started: { module: ComponentModule; inputs: unknown }) => {
     const result = await runStep(run, started.module, 'execute', started.inputs)
     await complete(run, started.module, result)
   }
@@ -460,7 +488,7 @@ export function createEngine(deps: EngineDeps): Engine {
       logger.warn({ taskId: job.taskId, attempt: job.attempts, error }, 'callback_url failed')
   }
 
-  const launch = (job: ClaimedJob) => {
+  const launch = (job: ClaimedJob, started?: { module: ComponentModule; inputs: unknown }) => {
     const previous = inFlight.get(job.id)
     if (previous) {
       // Our own lease had expired and we claimed the job again: the older run is stale.
@@ -475,7 +503,13 @@ export function createEngine(deps: EngineDeps): Engine {
       released: false,
     }
     inFlight.set(job.id, run)
-    const work = job.kind === 'callback' ? runCallbackJob : job.kind === 'timer' ? runTimerJob : runNodeJob
+    const work = started
+      ? (r: Run) => runStarted(r, started)
+      : job.kind === 'callback'
+        ? runCallbackJob
+        : job.kind === 'timer'
+          ? runTimerJob
+          : runNodeJob
     run.done = work(run)
       .catch((err) => {
         if (mode === 'stopped' || run.released) return

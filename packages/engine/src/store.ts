@@ -107,6 +107,44 @@ export async function claimJobs(
 }
 
 /**
+ * Inside a completion's transaction, which holds the task row: leases to `worker` the node jobs
+ * that completion just inserted for `nodeIds`, so that it can start them in the same transaction
+ * (the attempt is counted, as at any claim).
+ */
+export async function claimTaskJobs(
+  tx: Executor,
+  worker: string,
+  taskId: number,
+  nodeIds: readonly string[],
+  now: number,
+  leaseMs: number,
+): Promise<ClaimedJob[]> {
+  if (nodeIds.length === 0) return []
+  const rows = await tx.query<{
+    id: number
+    task_id: number
+    node_id: string
+    kind: JobKind
+    attempts: number
+    payload: string | null
+  }>(
+    sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
+        WHERE task_id = ${taskId} AND kind = 'node' AND lease_owner IS NULL AND node_id IN (${join(nodeIds)})
+        RETURNING id, task_id, node_id, kind, attempts, payload`,
+  )
+  return rows
+    .map((r) => ({
+      id: Number(r.id),
+      taskId: Number(r.task_id),
+      nodeId: r.node_id,
+      kind: r.kind,
+      attempts: Number(r.attempts),
+      payload: r.payload,
+    }))
+    .sort((a, b) => a.id - b.id)
+}
+
+/**
  * Renews this worker's leases on `ids` and, in the same statement, learns which of them are gone:
  * a job that is not returned was deleted (its task revoked), belongs to a revoked task, or was
  * taken over by another worker. The caller aborts those.
