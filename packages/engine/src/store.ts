@@ -55,6 +55,29 @@ const ConstantsSchema = z.record(z.string(), ConstantSchema)
  */
 export const PER_TASK_CLAIM = 8
 
+interface JobRow {
+  id: number
+  task_id: number
+  node_id: string
+  kind: JobKind
+  attempts: number
+  payload: string | null
+}
+
+/** Claimed rows, oldest first. */
+function toClaimed(rows: JobRow[]): ClaimedJob[] {
+  return rows
+    .map((r) => ({
+      id: Number(r.id),
+      taskId: Number(r.task_id),
+      nodeId: r.node_id,
+      kind: r.kind,
+      attempts: Number(r.attempts),
+      payload: r.payload,
+    }))
+    .sort((a, b) => a.id - b.id)
+}
+
 export async function claimJobs(
   db: Db,
   worker: string,
@@ -75,14 +98,7 @@ export async function claimJobs(
             WHERE d.rn <= ${PER_TASK_CLAIM})`
     : empty
   const claim = (exec: Executor) =>
-    exec.query<{
-      id: number
-      task_id: number
-      node_id: string
-      kind: JobKind
-      attempts: number
-      payload: string | null
-    }>(
+    exec.query<JobRow>(
       sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
           WHERE id IN (
             SELECT j.id FROM jobs j JOIN tasks t ON t.id = j.task_id
@@ -94,16 +110,7 @@ export async function claimJobs(
           RETURNING id, task_id, node_id, kind, attempts, payload`,
     )
   const rows = db.provider === 'postgresql' ? await claim(db) : await db.tx(claim)
-  return rows
-    .map((r) => ({
-      id: Number(r.id),
-      taskId: Number(r.task_id),
-      nodeId: r.node_id,
-      kind: r.kind,
-      attempts: Number(r.attempts),
-      payload: r.payload,
-    }))
-    .sort((a, b) => a.id - b.id)
+  return toClaimed(rows)
 }
 
 /**
@@ -120,28 +127,12 @@ export async function claimTaskJobs(
   leaseMs: number,
 ): Promise<ClaimedJob[]> {
   if (nodeIds.length === 0) return []
-  const rows = await tx.query<{
-    id: number
-    task_id: number
-    node_id: string
-    kind: JobKind
-    attempts: number
-    payload: string | null
-  }>(
+  const rows = await tx.query<JobRow>(
     sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
         WHERE task_id = ${taskId} AND kind = 'node' AND lease_owner IS NULL AND node_id IN (${join(nodeIds)})
         RETURNING id, task_id, node_id, kind, attempts, payload`,
   )
-  return rows
-    .map((r) => ({
-      id: Number(r.id),
-      taskId: Number(r.task_id),
-      nodeId: r.node_id,
-      kind: r.kind,
-      attempts: Number(r.attempts),
-      payload: r.payload,
-    }))
-    .sort((a, b) => a.id - b.id)
+  return toClaimed(rows)
 }
 
 /**
