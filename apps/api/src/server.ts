@@ -1,7 +1,7 @@
 import { LegacyCode } from '@stdops/core'
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { registerLegacyRoutes, sendEnvelope } from './legacy/routes'
+import { registerLegacyRoutes, sendEnvelope, sendNotFound } from './legacy/routes'
 import type { Deps } from './services/deps'
 import { createContextFactory } from './trpc/context'
 import { type AppRouter, appRouter } from './trpc/root'
@@ -84,19 +84,7 @@ export function createServer(deps: Deps): Server {
 
   app.setNotFoundHandler((req, reply) => {
     const m = /^\/(?:api\/c\/compapi\/)?v2\/sops\/?([^/?]*)/.exec(req.url)
-    if (m) {
-      return sendEnvelope(
-        req,
-        reply,
-        {
-          result: false,
-          code: LegacyCode.COMPONENT_NOT_FOUND,
-          data: null,
-          message: `component not found: ${m[1] ?? ''}`,
-        },
-        404,
-      )
-    }
+    if (m) return sendNotFound(req, reply, m[1] ?? '')
     return reply.status(404).send({ error: 'not found' })
   })
 

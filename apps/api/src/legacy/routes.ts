@@ -52,6 +52,21 @@ export function sendEnvelope(
     .send(JSON.stringify(envelope))
 }
 
+/** HTTP 404 with the envelope: no such API (esb-api.md §1). */
+export function sendNotFound(req: FastifyRequest, reply: FastifyReply, api: string) {
+  return sendEnvelope(
+    req,
+    reply,
+    {
+      result: false,
+      code: LegacyCode.COMPONENT_NOT_FOUND,
+      data: null,
+      message: `component not found: ${api}`,
+    },
+    404,
+  )
+}
+
 export function sendRefusal(
   req: FastifyRequest,
   reply: FastifyReply,
@@ -90,19 +105,7 @@ export function registerLegacyRoutes(app: FastifyInstance, deps: Deps) {
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
     const name = (req.params as { api: string }).api
     const api = Object.hasOwn(LEGACY_APIS, name) ? LEGACY_APIS[name] : undefined
-    if (!api) {
-      return sendEnvelope(
-        req,
-        reply,
-        {
-          result: false,
-          code: LegacyCode.COMPONENT_NOT_FOUND,
-          data: null,
-          message: `component not found: ${name}`,
-        },
-        404,
-      )
-    }
+    if (!api) return sendNotFound(req, reply, name)
     if (req.method !== api.method) {
       return sendEnvelope(
         req,
