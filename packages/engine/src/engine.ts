@@ -68,10 +68,17 @@ interface Run {
   grace?: NodeJS.Timeout
 }
 
+/** An activity whose start has committed, ready to execute. */
+interface Started {
+  module: ComponentModule
+  inputs: unknown
+  timeoutMs?: number | undefined
+}
+
 type StartOutcome =
   | { kind: 'held' | 'fenced' }
   | { kind: 'done'; applied: Applied }
-  | { kind: 'run'; module: ComponentModule; inputs: unknown }
+  | ({ kind: 'run' } & Started)
 
 /** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
 const CHAIN_LIMIT = 8
@@ -294,7 +301,7 @@ export function createEngine(deps: EngineDeps): Engine {
     if (!plan.run) return { kind: 'done', applied }
     const module = registry.get(plan.run.code)
     if (!module) throw new Error(`component ${plan.run.code} vanished from the registry`)
-    return { kind: 'run', module, inputs: plan.run.inputs }
+    return { kind: 'run', module, inputs: plan.run.inputs, timeoutMs: plan.run.timeoutMs }
   }
 
   const componentContext = (run: Run, callbackData: unknown): ComponentContext => ({
@@ -359,7 +366,7 @@ export function createEngine(deps: EngineDeps): Engine {
       } else outcome = { status: 'finished', outputs: parsed.data as Record<string, unknown> }
     } else if (result.status === 'failed') outcome = { status: 'failed', error: result.error }
 
-    const chained: Array<{ job: ClaimedJob; module: ComponentModule; inputs: unknown }> = []
+    const chained: Array<{ job: ClaimedJob; started: Started }> = []
     const applied = await serialByTask(job.taskId, () =>
       db.tx(async (tx): Promise<Applied | null> => {
         chained.length = 0 // a retried transaction starts again
@@ -394,8 +401,7 @@ export function createEngine(deps: EngineDeps): Engine {
           let more = 0
           for (const next of claimed) {
             const outcome = await startNode(tx, next)
-            if (outcome.kind === 'run')
-              chained.push({ job: next, module: outcome.module, inputs: outcome.inputs })
+            if (outcome.kind === 'run') chained.push({ job: next, started: outcome })
             if (outcome.kind === 'done') more += outcome.applied.jobs
           }
           return { ...done, jobs: done.jobs - claimed.length + more }
@@ -403,7 +409,7 @@ export function createEngine(deps: EngineDeps): Engine {
         return done
       }),
     )
-    for (const c of chained) launch(c.job, { module: c.module, inputs: c.inputs })
+    for (const c of chained) launch(c.job, c.started)
     if (applied && applied.jobs > 0) notifyWork(job.taskId)
     if (result.status === 'wait') wakeAt(result.until)
   }
@@ -416,8 +422,22 @@ export function createEngine(deps: EngineDeps): Engine {
   }
 
   /** Executes a node whose start has committed (here, or chained in its predecessor's completion). */
-  const runStarted = async (run: Run, started: { module: ComponentModule; inputs: unknown }) => {
-    const result = await runStep(run, started.module, 'execute', started.inputs)
+  const runStarted = async (run: Run, started: Started) => {
+    const execute = runStep(run, started.module, 'execute', started.inputs)
+    let timer: NodeJS.Timeout | undefined
+    // The activity's `timeout`: past it the component is aborted and the node fails, whatever
+    // the component does with its signal (a late result is ignored).
+    const timedOut = started.timeoutMs
+      ? new Promise<ComponentResult>((resolve) => {
+          timer = setTimeout(() => {
+            const error = `timed out after ${started.timeoutMs! / 1000} s (the activity's timeout)`
+            run.controller.abort(new Error(error))
+            resolve({ status: 'failed', error })
+          }, started.timeoutMs)
+        })
+      : null
+    const result = timedOut ? await Promise.race([execute, timedOut]) : await execute
+    clearTimeout(timer)
     await complete(run, started.module, result)
   }
 
@@ -488,7 +508,7 @@ export function createEngine(deps: EngineDeps): Engine {
       logger.warn({ taskId: job.taskId, attempt: job.attempts, error }, 'callback_url failed')
   }
 
-  const launch = (job: ClaimedJob, started?: { module: ComponentModule; inputs: unknown }) => {
+  const launch = (job: ClaimedJob, started?: Started) => {
     const previous = inFlight.get(job.id)
     if (previous) {
       // Our own lease had expired and we claimed the job again: the older run is stale.

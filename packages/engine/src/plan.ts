@@ -143,6 +143,8 @@ export interface RunActivity {
   inputs: unknown
   loop: number
   attempt: number
+  /** The activity's `timeout`, in ms: execute is aborted and the node failed past it. */
+  timeoutMs?: number
 }
 
 export interface Plan {
@@ -521,6 +523,7 @@ class Planner {
       inputs: parsed.data,
       loop: row.loop,
       attempt: row.attempt,
+      ...(activity.timeout ? { timeoutMs: activity.timeout * 1000 } : {}),
     }
   }
 
