@@ -17,7 +17,10 @@ const tree = {
       type: 'ServiceActivity',
       incoming: ['l1'],
       outgoing: 'l2',
-      component: { code: 'sha256_text', data: { text: { hook: true, value: '${who}' }, rounds: { hook: false, value: 2 } } },
+      component: {
+        code: 'sha256_text',
+        data: { text: { hook: true, value: '${who}' }, rounds: { hook: false, value: 2 } },
+      },
     },
   },
   gateways: {},
@@ -27,7 +30,13 @@ const tree = {
   },
   constants: {
     '${who}': { key: '${who}', name: 'who', value: 'world', source_type: 'custom' },
-    '${digest}': { key: '${digest}', name: 'digest', value: '', source_type: 'component_outputs', source_info: { n_hash: ['digest'] } },
+    '${digest}': {
+      key: '${digest}',
+      name: 'digest',
+      value: '',
+      source_type: 'component_outputs',
+      source_info: { n_hash: ['digest'] },
+    },
   },
   outputs: ['${digest}'],
 }
@@ -45,7 +54,10 @@ afterAll(async () => {
 describe('a deployment registers its own components through STDOPS_COMPONENTS', () => {
   it('runs the example component in a task and reports its output', async () => {
     const headers = authHeader(id)
-    const tpl = await esb(h.url, 'create_template', { headers, body: { bk_biz_id: id.bkBizId, name: 'hash', pipeline_tree: tree } })
+    const tpl = await esb(h.url, 'create_template', {
+      headers,
+      body: { bk_biz_id: id.bkBizId, name: 'hash', pipeline_tree: tree },
+    })
     expect(tpl.body).toMatchObject({ result: true })
     const templateId = (tpl.body.data as { template_id: number }).template_id
     const created = await esb(h.url, 'create_and_start_task', {
@@ -55,7 +67,10 @@ describe('a deployment registers its own components through STDOPS_COMPONENTS', 
     expect(created.body).toMatchObject({ result: true })
     const taskId = (created.body.data as { task_id: number }).task_id
     const detail = await waitFor(async () => {
-      const r = await esb(h.url, 'get_task_detail', { headers, query: { bk_biz_id: id.bkBizId, task_id: taskId } })
+      const r = await esb(h.url, 'get_task_detail', {
+        headers,
+        query: { bk_biz_id: id.bkBizId, task_id: taskId },
+      })
       const d = r.body.data as { state: string; outputs: Record<string, unknown> }
       return d.state === 'FINISHED' ? d : undefined
     })
@@ -66,7 +81,10 @@ describe('a deployment registers its own components through STDOPS_COMPONENTS', 
   it('refuses a tree that names a component nobody registered', async () => {
     const bad = structuredClone(tree)
     bad.activities.n_hash.component.code = 'not_registered_anywhere'
-    const r = await esb(h.url, 'create_template', { headers: authHeader(id), body: { bk_biz_id: id.bkBizId, name: 'bad', pipeline_tree: bad } })
+    const r = await esb(h.url, 'create_template', {
+      headers: authHeader(id),
+      body: { bk_biz_id: id.bkBizId, name: 'bad', pipeline_tree: bad },
+    })
     expect(r.body).toMatchObject({ result: false, code: 3540000 })
     expect(r.body.message).toContain('not_registered_anywhere')
   })
