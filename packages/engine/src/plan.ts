@@ -170,7 +170,8 @@ export type ActivityOutcome =
 
 type ConstantValues = { ok: true; values: Record<string, unknown> } | { ok: false; message: string }
 
-const emptyRow = (): NodeRow => ({
+/** A node's row before anything happened to it. */
+export const emptyRow = (): NodeRow => ({
   state: 'READY',
   version: 0,
   loop: 0,

@@ -3,6 +3,7 @@ import { createTreeBuilder, type TreeBuilder } from '@stdops/core/testing'
 import { describe, expect, it } from 'vitest'
 import { createComponentRegistry } from '../src/components'
 import {
+  emptyRow,
   LOOP_LIMIT,
   type NodeRow,
   type Plan,
@@ -26,21 +27,7 @@ function context(
   const tree = PipelineTreeSchema.parse(b.build())
   const nodes = new Map<string, NodeRow>()
   for (const [id, partial] of Object.entries(opts.nodes ?? {})) {
-    nodes.set(id, {
-      state: 'READY',
-      version: 0,
-      loop: 0,
-      retry: 0,
-      skip: false,
-      errorIgnored: false,
-      arrivals: 0,
-      expected: 0,
-      attempt: 0,
-      error: null,
-      startedAt: null,
-      finishedAt: null,
-      ...partial,
-    })
+    nodes.set(id, { ...emptyRow(), ...partial })
   }
   return {
     graph: prepareGraph(buildGraph(tree), tree.outputs),
