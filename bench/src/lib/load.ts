@@ -93,9 +93,11 @@ async function cannon(
   }
 }
 
-/** POST /v2/sops/operate_task/ alternating pause and resume, one task per connection. */
-export function cannonLegacy(
+/** POSTs `{bk_biz_id, task_id, action}` to `path`, alternating pause and resume, one task per connection. */
+function cannonOperate(
   base: string,
+  path: string,
+  succeeded: (status: number, body: string) => boolean,
   auth: { header: string; bkBizId: number },
   taskIds: readonly number[],
   seconds: number,
@@ -105,17 +107,26 @@ export function cannonLegacy(
     if (taskId === undefined) throw new Error(`no task for connection ${i}`)
     const req = (action: string): AutocannonRequest => ({
       method: 'POST',
-      path: '/v2/sops/operate_task/',
+      path,
       headers: { 'content-type': 'application/json', 'x-bkapi-authorization': auth.header },
       body: JSON.stringify({ bk_biz_id: auth.bkBizId, task_id: taskId, action }),
       onResponse: (status, body) => {
-        const code = CODE.exec(body)?.[1]
-        if (status !== 200 || code !== '0')
-          fail(`${action} task ${taskId}: HTTP ${status} ${body.slice(0, 200)}`)
+        if (!succeeded(status, body)) fail(`${action} task ${taskId}: HTTP ${status} ${body.slice(0, 200)}`)
       },
     })
     return [req('pause'), req('resume')]
   })
+}
+
+/** POST /v2/sops/operate_task/: a success is HTTP 200 with code 0. */
+export function cannonLegacy(
+  base: string,
+  auth: { header: string; bkBizId: number },
+  taskIds: readonly number[],
+  seconds: number,
+): Promise<LoadResult> {
+  const ok = (status: number, body: string) => status === 200 && CODE.exec(body)?.[1] === '0'
+  return cannonOperate(base, '/v2/sops/operate_task/', ok, auth, taskIds, seconds)
 }
 
 /**
@@ -128,21 +139,8 @@ export function cannonTrpcHttp(
   taskIds: readonly number[],
   seconds: number,
 ): Promise<LoadResult> {
-  return cannon(base, taskIds.length, seconds, (i, fail) => {
-    const taskId = taskIds[i]
-    if (taskId === undefined) throw new Error(`no task for connection ${i}`)
-    const req = (action: string): AutocannonRequest => ({
-      method: 'POST',
-      path: '/trpc/task.operate',
-      headers: { 'content-type': 'application/json', 'x-bkapi-authorization': auth.header },
-      body: JSON.stringify({ bk_biz_id: auth.bkBizId, task_id: taskId, action }),
-      onResponse: (status, body) => {
-        if (status !== 200 || !body.startsWith('{"result"'))
-          fail(`${action} task ${taskId}: HTTP ${status} ${body.slice(0, 200)}`)
-      },
-    })
-    return [req('pause'), req('resume')]
-  })
+  const ok = (status: number, body: string) => status === 200 && body.startsWith('{"result"')
+  return cannonOperate(base, '/trpc/task.operate', ok, auth, taskIds, seconds)
 }
 
 /** The floor's route: the same alternation; the client carries the version it expects. */
