@@ -239,11 +239,12 @@ export async function operateTask(
   // `finish` is the engine's own move, never a caller's command.
   if (!(TASK_ACTIONS as readonly string[]).includes(action ?? ''))
     throw new InvalidOperationError('task command is invalid')
+  const op = action as TaskAction
   const state =
-    deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(action as TaskAction)
-      ? await applyOperationInOneStatement(deps, task, project, caller, action as TaskAction, source)
-      : await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, action ?? '', source))
-  deps.engine.afterCommit(taskId, action as 'start' | 'pause' | 'resume' | 'revoke')
+    deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(op)
+      ? await applyOperationInOneStatement(deps, task, project, caller, op, source)
+      : await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, op, source))
+  deps.engine.afterCommit(taskId, op)
   return { state, projectId: project.id }
 }
 
