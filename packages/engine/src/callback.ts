@@ -1,4 +1,4 @@
-import { type Db, sql } from '@stdops/db'
+import type { CallbackTarget } from './store'
 
 /** A callback_url is tried at most this many times. */
 export const CALLBACK_MAX_ATTEMPTS = 5
@@ -6,23 +6,6 @@ export const CALLBACK_MAX_ATTEMPTS = 5
 /** Delay before try `attempt + 1`: base × 2^(attempt−1), at most a minute. */
 export function callbackBackoff(attempt: number, baseMs: number): number {
   return Math.min(60_000, baseMs * 2 ** Math.max(0, attempt - 1))
-}
-
-export interface CallbackTarget {
-  url: string
-  body: { task_id: number; task_status: string }
-}
-
-/** The task's callback, or null when there is nothing (more) to send. */
-export async function callbackTarget(db: Db, taskId: number): Promise<CallbackTarget | null> {
-  const [row] = await db.query<{
-    state: string
-    callback_url: string | null
-    callback_status: string | null
-  }>(sql`SELECT state, callback_url, callback_status FROM tasks WHERE id = ${taskId}`)
-  if (!row || !row.callback_url || row.callback_status === 'success') return null
-  if (row.state !== 'FINISHED' && row.state !== 'REVOKED') return null
-  return { url: row.callback_url, body: { task_id: taskId, task_status: row.state } }
 }
 
 /** POSTs the body as JSON; null on a 2xx answer, else what went wrong. */

@@ -1,9 +1,9 @@
 export { CALLBACK_MAX_ATTEMPTS } from './callback'
 export { BUILTIN_COMPONENTS, createComponentRegistry, defineComponent } from './components'
-export { createEngine, REVOKE_CHANNEL, WORK_CHANNEL } from './engine'
-export { appendTaskEvent, insertEvents } from './events'
+export { createEngine } from './engine'
 export { loadComponentModules } from './load-components'
 export { LOOP_LIMIT } from './plan'
+export { appendTaskEvent, insertEvents } from './store'
 export type {
   ComponentContext,
   ComponentModule,
@@ -14,3 +14,4 @@ export type {
   TaskAction,
   WorkerMode,
 } from './types'
+export { REVOKE_CHANNEL, WORK_CHANNEL } from './worker'

@@ -1,0 +1,224 @@
+/**
+ * The `jobs` table: claims, leases, fencing, and the rows that make work due. Each statement goes
+ * through the `sql` tagged template; the SQL is the same on SQLite and PostgreSQL except where
+ * `provider` says otherwise (claiming).
+ */
+import { type Db, type Executor, empty, join, type Sql, sql } from '@stdops/db'
+
+export type JobKind = 'node' | 'timer' | 'callback'
+
+export interface ClaimedJob {
+  id: number
+  taskId: number
+  nodeId: string
+  kind: JobKind
+  /** The attempt this claim counted: the fence for completing it. */
+  attempts: number
+  payload: string | null
+}
+
+// ---- claiming and leases ----------------------------------------------------------------------
+
+/**
+ * Claims up to `limit` due jobs for `worker`, counting the attempt at claim time. A job is due when
+ * its `due_at` has passed and nobody holds an unexpired lease on it. Node jobs are claimed only
+ * while their task is RUNNING; timers also while it is SUSPENDED (a node that is already running
+ * carries on through a pause); callback_url jobs in any state.
+ *
+ * Why it is safe: on PostgreSQL the inner SELECT locks the rows it picks (`FOR UPDATE OF j SKIP
+ * LOCKED`), so two workers claiming at once never pick the same job, and a row whose lease was
+ * just renewed or taken is re-checked against the WHERE clause under its lock before it is
+ * updated. On SQLite there is one writer and the statement runs inside a transaction. The task's
+ * state read here is only a filter: the node start re-checks it under the task row's lock
+ * (startNode), which is what orders starts against pause and revoke.
+ */
+export const PER_TASK_CLAIM = 8
+
+interface JobRow {
+  id: number
+  task_id: number
+  node_id: string
+  kind: JobKind
+  attempts: number
+  payload: string | null
+}
+
+/** Claimed rows, oldest first. */
+function toClaimed(rows: JobRow[]): ClaimedJob[] {
+  return rows
+    .map((r) => ({
+      id: Number(r.id),
+      taskId: Number(r.task_id),
+      nodeId: r.node_id,
+      kind: r.kind,
+      attempts: Number(r.attempts),
+      payload: r.payload,
+    }))
+    .sort((a, b) => a.id - b.id)
+}
+
+export async function claimJobs(
+  db: Db,
+  worker: string,
+  now: number,
+  leaseMs: number,
+  limit: number,
+): Promise<ClaimedJob[]> {
+  const pg = db.provider === 'postgresql'
+  const lock = pg ? sql`FOR UPDATE OF j SKIP LOCKED` : empty
+  // PostgreSQL: at most PER_TASK_CLAIM jobs of one task per claim, so that one wide fork does not
+  // fill every slot while other tasks wait (its transactions run one at a time anyway: they all
+  // take its task row). The worker claims again at once while claims find work, so a fork of slow
+  // components still fills the worker. SQLite has one writer: nothing to spread.
+  const fair = pg
+    ? sql`AND j.id IN (SELECT d.id FROM (
+              SELECT id, row_number() OVER (PARTITION BY task_id ORDER BY due_at, id) AS rn FROM jobs
+              WHERE due_at <= ${now} AND (lease_until IS NULL OR lease_until < ${now})) d
+            WHERE d.rn <= ${PER_TASK_CLAIM})`
+    : empty
+  const claim = (exec: Executor) =>
+    exec.query<JobRow>(
+      sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
+          WHERE id IN (
+            SELECT j.id FROM jobs j JOIN tasks t ON t.id = j.task_id
+            WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now}) ${fair}
+              AND (j.kind = 'callback' OR t.state = 'RUNNING' OR (j.kind = 'timer' AND t.state = 'SUSPENDED'))
+            ORDER BY j.due_at, j.id
+            LIMIT ${limit}
+            ${lock})
+          RETURNING id, task_id, node_id, kind, attempts, payload`,
+    )
+  const rows = db.provider === 'postgresql' ? await claim(db) : await db.tx(claim)
+  return toClaimed(rows)
+}
+
+/**
+ * Inside a completion's transaction, which holds the task row: leases to `worker` the node jobs
+ * that completion just inserted for `nodeIds`, so that it can start them in the same transaction
+ * (the attempt is counted, as at any claim).
+ */
+export async function claimTaskJobs(
+  tx: Executor,
+  worker: string,
+  taskId: number,
+  nodeIds: readonly string[],
+  now: number,
+  leaseMs: number,
+): Promise<ClaimedJob[]> {
+  if (nodeIds.length === 0) return []
+  const rows = await tx.query<JobRow>(
+    sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
+        WHERE task_id = ${taskId} AND kind = 'node' AND lease_owner IS NULL AND node_id IN (${join(nodeIds)})
+        RETURNING id, task_id, node_id, kind, attempts, payload`,
+  )
+  return toClaimed(rows)
+}
+
+/**
+ * Renews this worker's leases on `ids` and, in the same statement, learns which of them are gone:
+ * a job that is not returned was deleted (its task revoked), belongs to a revoked task, or was
+ * taken over by another worker. The caller aborts those.
+ */
+export async function renewLeases(
+  db: Db,
+  worker: string,
+  ids: readonly number[],
+  until: number,
+): Promise<Set<number>> {
+  if (ids.length === 0) return new Set()
+  const rows = await db.query<{ id: number }>(
+    sql`UPDATE jobs SET lease_until = ${until}
+        WHERE lease_owner = ${worker} AND id IN (${join(ids)})
+          AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = jobs.task_id AND t.state <> 'REVOKED')
+        RETURNING id`,
+  )
+  return new Set(rows.map((r) => Number(r.id)))
+}
+
+/** Gives up this worker's leases so that any worker can take the jobs at once. */
+export async function releaseLeases(exec: Executor, worker: string, ids: readonly number[]): Promise<number> {
+  if (ids.length === 0) return 0
+  return exec.execute(
+    sql`UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ${worker} AND id IN (${join(ids)})`,
+  )
+}
+
+/** True while `job` is still held by `worker` under the attempt it claimed. */
+function heldBy(job: ClaimedJob, worker: string): Sql {
+  return sql`id = ${job.id} AND lease_owner = ${worker} AND attempts = ${job.attempts}`
+}
+
+export async function stillHeld(tx: Executor, job: ClaimedJob, worker: string): Promise<boolean> {
+  const rows = await tx.query(sql`SELECT id FROM jobs WHERE ${heldBy(job, worker)}`)
+  return rows.length === 1
+}
+
+/** Deletes the job if `worker` still holds it under this attempt; false means the result is fenced. */
+export async function deleteHeldJob(tx: Executor, job: ClaimedJob, worker: string): Promise<boolean> {
+  return (await tx.execute(sql`DELETE FROM jobs WHERE ${heldBy(job, worker)}`)) === 1
+}
+
+/** Turns the held job into a timer due at `until`, lease cleared: no worker waits for it. */
+export async function deferHeldJob(
+  tx: Executor,
+  job: ClaimedJob,
+  worker: string,
+  until: number,
+  kind: JobKind,
+): Promise<boolean> {
+  const n = await tx.execute(
+    sql`UPDATE jobs SET kind = ${kind}, due_at = ${until}, lease_owner = NULL, lease_until = NULL WHERE ${heldBy(job, worker)}`,
+  )
+  return n === 1
+}
+
+export async function recordFenced(
+  tx: Executor,
+  job: ClaimedJob,
+  worker: string,
+  reason: string,
+  now: number,
+): Promise<void> {
+  await tx.execute(sql`INSERT INTO fenced_results (job_id, task_id, node_id, worker, attempt, reason, created_at)
+    VALUES (${job.id}, ${job.taskId}, ${job.nodeId}, ${worker}, ${job.attempts}, ${reason}, ${now})`)
+}
+
+/** Why a result does not apply, for the fenced_results row. */
+export async function fenceReason(tx: Executor, job: ClaimedJob, worker: string): Promise<string> {
+  const [row] = await tx.query<{ lease_owner: string | null; attempts: number }>(
+    sql`SELECT lease_owner, attempts FROM jobs WHERE id = ${job.id}`,
+  )
+  if (!row) return 'job gone (task revoked or node completed)'
+  if (row.lease_owner !== worker) {
+    return `lease taken over by ${row.lease_owner ?? 'nobody (released)'} (attempt ${Number(row.attempts)})`
+  }
+  return `lease renewed under a later attempt ${Number(row.attempts)}`
+}
+
+/** A `node` job row for each of `nodeIds`, due now (for insertJobs). */
+export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: number): Sql[] {
+  return nodeIds.map(
+    (nodeId) => sql`(${taskId}, ${nodeId}, 'node', ${now}, ${null}, ${null}, 0, ${null}, ${now})`,
+  )
+}
+
+export function callbackJobRow(taskId: number, now: number): Sql {
+  return sql`(${taskId}, '', 'callback', ${now}, ${null}, ${null}, 0, ${null}, ${now})`
+}
+
+/** Inserts job rows built by nodeJobRows / callbackJobRow, in one statement. */
+export async function insertJobs(tx: Executor, rows: readonly Sql[]): Promise<void> {
+  if (rows.length === 0) return
+  await tx.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at)
+    VALUES ${join(rows)}`)
+}
+
+/** Drops the task's node and timer jobs (its callback job stays). */
+export async function dropTaskJobs(tx: Executor, taskId: number): Promise<number> {
+  return tx.execute(sql`DELETE FROM jobs WHERE task_id = ${taskId} AND kind <> 'callback'`)
+}
+
+/** Deletes one job whatever its lease (a callback_url call that succeeded: never send it again). */
+export async function deleteJob(tx: Executor, jobId: number): Promise<void> {
+  await tx.execute(sql`DELETE FROM jobs WHERE id = ${jobId}`)
+}

@@ -1,0 +1,160 @@
+/** Node rows and their history, and applying a plan (the rows, events and jobs one decision wrote). */
+import type { NodeState } from '@stdops/core'
+import { type Executor, empty, join, type Sql, sql } from '@stdops/db'
+import type { NodeRow, Plan } from '../plan'
+import { insertEvents } from './events'
+import { callbackJobRow, insertJobs, nodeJobRows } from './jobs'
+import type { LockedTask } from './tasks'
+
+/** The task's node rows: all of them, those in `only.states`, or those of `only.ids`. */
+export async function loadNodes(
+  exec: Executor,
+  taskId: number,
+  only: { states?: readonly NodeState[]; ids?: readonly string[] } = {},
+): Promise<Map<string, NodeRow>> {
+  const filter =
+    only.ids !== undefined
+      ? sql`AND node_id IN (${join(only.ids)})`
+      : only.states !== undefined
+        ? sql`AND state IN (${join(only.states)})`
+        : empty
+  const rows = await exec.query<{
+    node_id: string
+    state: NodeState
+    version: number
+    loop: number
+    retry: number
+    skip: unknown
+    error_ignored: unknown
+    arrivals: number
+    expected: number
+    attempt: number
+    error: string | null
+    started_at: number | null
+    finished_at: number | null
+  }>(sql`SELECT node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, error, started_at, finished_at
+         FROM node_states WHERE task_id = ${taskId} ${filter}`)
+  const nodes = new Map<string, NodeRow>()
+  for (const r of rows) {
+    nodes.set(r.node_id, {
+      state: r.state,
+      version: Number(r.version),
+      loop: Number(r.loop),
+      retry: Number(r.retry),
+      skip: Boolean(r.skip),
+      errorIgnored: Boolean(r.error_ignored),
+      arrivals: Number(r.arrivals),
+      expected: Number(r.expected),
+      attempt: Number(r.attempt),
+      error: r.error,
+      startedAt: r.started_at === null ? null : Number(r.started_at),
+      finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+    })
+  }
+  return nodes
+}
+
+export async function readNodeInputs(
+  exec: Executor,
+  taskId: number,
+  nodeId: string,
+): Promise<{ state: NodeState; inputs: unknown } | null> {
+  const [row] = await exec.query<{ state: NodeState; inputs: string | null }>(
+    sql`SELECT state, inputs FROM node_states WHERE task_id = ${taskId} AND node_id = ${nodeId}`,
+  )
+  if (!row) return null
+  return { state: row.state, inputs: row.inputs === null ? {} : JSON.parse(row.inputs) }
+}
+
+export interface Applied {
+  /** Jobs inserted that are due now (wake workers). */
+  jobs: number
+  finished: boolean
+  callbackEnqueued: boolean
+}
+
+/**
+ * Performs a plan inside the transaction that holds the task row (`task` from lockTask): node rows,
+ * history, events, next jobs, constants, and the task's own move to FINISHED with its outputs and
+ * its callback job.
+ */
+export async function applyPlan(
+  tx: Executor,
+  taskId: number,
+  task: LockedTask,
+  plan: Plan,
+  now: number,
+): Promise<Applied> {
+  if (plan.rows.length > 0) {
+    const values = plan.rows.map(
+      (
+        r,
+      ) => sql`(${taskId}, ${r.nodeId}, ${r.state}, ${r.version}, ${r.loop}, ${r.retry}, ${r.skip}, ${r.errorIgnored},
+                 ${r.arrivals}, ${r.expected}, ${r.attempt}, ${r.inputs ?? null}, ${r.outputs ?? null}, ${r.error},
+                 ${r.startedAt}, ${r.finishedAt})`,
+    )
+    await tx.execute(sql`INSERT INTO node_states
+        (task_id, node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, inputs, outputs, error, started_at, finished_at)
+      VALUES ${join(values)}
+      ON CONFLICT (task_id, node_id) DO UPDATE SET
+        state = excluded.state, version = excluded.version, loop = excluded.loop, retry = excluded.retry, skip = excluded.skip,
+        error_ignored = excluded.error_ignored, arrivals = excluded.arrivals, expected = excluded.expected,
+        attempt = excluded.attempt, inputs = COALESCE(excluded.inputs, node_states.inputs),
+        outputs = COALESCE(excluded.outputs, node_states.outputs), error = excluded.error,
+        started_at = excluded.started_at, finished_at = excluded.finished_at`)
+  }
+  for (const h of plan.historyCloses) {
+    await tx.execute(sql`UPDATE node_histories SET state = ${h.state}, outputs = ${h.outputs}, error = ${h.error}, finished_at = ${h.finishedAt}
+      WHERE task_id = ${taskId} AND node_id = ${h.nodeId} AND loop = ${h.loop} AND attempt = ${h.attempt} AND finished_at IS NULL`)
+  }
+  if (plan.historyInserts.length > 0) {
+    const values = plan.historyInserts.map(
+      (
+        h,
+      ) => sql`(${taskId}, ${h.nodeId}, ${h.loop}, ${h.attempt}, ${h.state}, ${h.worker}, ${h.inputs}, ${h.outputs}, ${h.error},
+                 ${h.startedAt}, ${h.finishedAt})`,
+    )
+    await tx.execute(sql`INSERT INTO node_histories
+        (task_id, node_id, loop, attempt, state, worker, inputs, outputs, error, started_at, finished_at)
+      VALUES ${join(values)}`)
+  }
+  const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now)
+  const callbackEnqueued =
+    plan.finish !== undefined && task.callbackUrl !== null && task.callbackStatus === null
+  if (callbackEnqueued) jobs.push(callbackJobRow(taskId, now))
+  await insertJobs(tx, jobs)
+
+  await insertEvents(tx, taskId, task.eventSeq + 1, plan.events, now)
+  const sets: Sql[] = []
+  if (plan.events.length > 0) sets.push(sql`event_seq = ${task.eventSeq + plan.events.length}`)
+  if (plan.constants) sets.push(sql`constants = ${JSON.stringify(plan.constants)}`)
+  if (plan.finish) {
+    sets.push(sql`state = 'FINISHED'`, sql`version = version + 1`, sql`finished_at = ${now}`)
+    sets.push(sql`outputs = ${JSON.stringify(plan.finish.outputs)}`)
+  }
+  if (callbackEnqueued) sets.push(sql`callback_status = 'pending'`)
+  if (sets.length > 0) await tx.execute(sql`UPDATE tasks SET ${join(sets)} WHERE id = ${taskId}`)
+  return {
+    jobs: plan.jobs.length + (callbackEnqueued ? 1 : 0),
+    finished: plan.finish !== undefined,
+    callbackEnqueued,
+  }
+}
+
+/** Closes every open history row of the task (the nodes were revoked). */
+export async function closeOpenHistories(
+  tx: Executor,
+  taskId: number,
+  state: NodeState,
+  now: number,
+): Promise<void> {
+  await tx.execute(sql`UPDATE node_histories SET state = ${state}, finished_at = ${now}
+    WHERE task_id = ${taskId} AND finished_at IS NULL`)
+}
+
+export async function countRunningNodes(exec: Executor, taskId: number): Promise<number> {
+  const [row] = await exec.query<{ n: number }>(
+    sql`SELECT COUNT(*) AS n FROM node_states WHERE task_id = ${taskId} AND state = 'RUNNING'`,
+  )
+  return Number(row?.n ?? 0)
+}

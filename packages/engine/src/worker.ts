@@ -1,0 +1,490 @@
+/**
+ * The worker: claims due jobs, runs them in its slots, keeps their leases alive, wakes up on
+ * notifications and timers, and stops in order (idle → starting → running → draining → stopped).
+ * What a job does to the database is a transition (transitions.ts), run in one transaction here;
+ * the worker itself holds no SQL and decides nothing about states.
+ */
+import type { Db } from '@stdops/db'
+import type { Logger } from 'pino'
+import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
+import { describeIssues } from './plan'
+import {
+  type ClaimedJob,
+  claimJobs,
+  readCallbackTarget,
+  readNodeInputs,
+  releaseLeases,
+  renewLeases,
+} from './store'
+import {
+  dropStaleJob,
+  outcomeOf,
+  recordCallbackTry,
+  recordResult,
+  type Started,
+  startNode,
+  type TransitionEnv,
+} from './transitions'
+import type { ComponentContext, ComponentModule, ComponentResult, WorkerMode } from './types'
+
+/** Wakes idle workers (payload: `<worker id> <task id>`). */
+export const WORK_CHANNEL = 'stdops_work'
+/** Aborts a revoked task's running components in every process (payload: task id). */
+export const REVOKE_CHANNEL = 'stdops_revoke'
+
+/** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
+const CHAIN_LIMIT = 8
+
+export interface WorkerOptions {
+  db: Db
+  env: TransitionEnv
+  logger: Logger
+  leaseMs: number
+  pollMs: number
+  revokeGraceMs: number
+  concurrency: number
+  fetch: typeof fetch
+  callbackRetryMs: number
+  callbackTimeoutMs: number
+  now: () => number
+}
+
+export interface Worker {
+  readonly mode: WorkerMode
+  start(): Promise<void>
+  stop(opts?: { drainMs?: number }): Promise<void>
+  /** There is due work for `taskId`: wake this worker, and (once per tick) the other processes. */
+  notifyWork(taskId: number): void
+  /** Aborts this process's running components of `taskId` (their results will be fenced). */
+  abortTask(taskId: number, reason: string): void
+}
+
+/** One claimed job being worked on by this process. */
+interface Run {
+  job: ClaimedJob
+  controller: AbortController
+  settled: boolean
+  /** Given up after the grace period: no longer counted, its result fenced. */
+  abandoned: boolean
+  /** Its lease was released by stop(): its result is dropped without touching the database. */
+  released: boolean
+  done?: Promise<void>
+  grace?: NodeJS.Timeout
+}
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err))
+
+export function createWorker(o: WorkerOptions): Worker {
+  const { db, env, logger, leaseMs, pollMs, revokeGraceMs, concurrency, now } = o
+  const workerId = env.workerId
+
+  let mode: WorkerMode = 'idle'
+  const inFlight = new Map<number, Run>()
+  const unlisteners: Array<() => Promise<void>> = []
+  let heartbeat: NodeJS.Timeout | undefined
+  let loopDone: Promise<void> = Promise.resolve()
+  let stopping: Promise<void> | undefined
+
+  // ---- waking ---------------------------------------------------------------------------------
+
+  let wakePending = false
+  let wakeIdle: (() => void) | null = null
+  const wake = () => {
+    if (wakeIdle) wakeIdle()
+    else wakePending = true
+  }
+  const idle = () =>
+    new Promise<void>((resolve) => {
+      if (wakePending) {
+        wakePending = false
+        resolve()
+        return
+      }
+      const timer = setTimeout(done, pollMs)
+      function done() {
+        clearTimeout(timer)
+        wakeIdle = null
+        resolve()
+      }
+      wakeIdle = done
+    })
+
+  /** A timer due before the next poll would find it: wake for it on time (this process only). */
+  const wakeAt = (until: number) => {
+    const delay = until - now()
+    if (delay > 60_000) return
+    setTimeout(() => {
+      if (mode === 'running') wake()
+    }, Math.max(0, delay) + 1).unref()
+  }
+
+  let notifyQueued = false
+  const notifyWork = (taskId: number) => {
+    wake()
+    if (notifyQueued) return
+    notifyQueued = true
+    setImmediate(() => {
+      notifyQueued = false
+      // Signed with our id: this process woke itself already and ignores its own notification.
+      db.notify(WORK_CHANNEL, `${workerId} ${taskId}`).catch((err) => logger.warn({ err }, 'notify failed'))
+    })
+  }
+
+  /**
+   * Runs this process's transactions on one task one at a time. They would queue on the task
+   * row's lock anyway, each holding a pooled connection while it waits: a wide fork would then
+   * take every connection and starve the other tasks.
+   */
+  const taskQueues = new Map<number, Promise<void>>()
+  const serialByTask = <T>(taskId: number, fn: () => Promise<T>): Promise<T> => {
+    const result = (taskQueues.get(taskId) ?? Promise.resolve()).then(fn)
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    )
+    taskQueues.set(taskId, tail)
+    void tail.then(() => {
+      if (taskQueues.get(taskId) === tail) taskQueues.delete(taskId)
+    })
+    return result
+  }
+
+  // ---- cancellation --------------------------------------------------------------------------
+
+  const abortRun = (run: Run, reason: string) => {
+    if (run.settled || run.controller.signal.aborted) return
+    logger.info(
+      { taskId: run.job.taskId, nodeId: run.job.nodeId, jobId: run.job.id, reason },
+      'aborting a running component',
+    )
+    run.controller.abort(new Error(reason))
+    run.grace = setTimeout(() => {
+      if (run.settled) return
+      run.abandoned = true
+      if (inFlight.get(run.job.id) === run) inFlight.delete(run.job.id)
+      logger.warn(
+        { taskId: run.job.taskId, nodeId: run.job.nodeId, graceMs: revokeGraceMs },
+        'component ignored abort: abandoned, its result will be ignored',
+      )
+      wake()
+    }, revokeGraceMs)
+    run.grace.unref()
+  }
+
+  const abortTask = (taskId: number, reason: string) => {
+    for (const run of inFlight.values()) {
+      if (run.job.taskId === taskId && run.job.kind !== 'callback') abortRun(run, reason)
+    }
+  }
+
+  // ---- executing jobs ------------------------------------------------------------------------
+
+  const componentContext = (run: Run, callbackData: unknown): ComponentContext => ({
+    signal: run.controller.signal,
+    taskId: run.job.taskId,
+    nodeId: run.job.nodeId,
+    now,
+    logger: logger.child({ taskId: run.job.taskId, nodeId: run.job.nodeId }),
+    fetch: o.fetch,
+    ...(callbackData === undefined ? {} : { callbackData }),
+  })
+
+  /** Runs one step of a component; whatever it throws or returns malformed becomes a failure. */
+  const runStep = async (
+    run: Run,
+    module: ComponentModule,
+    step: 'execute' | 'schedule',
+    inputs: unknown,
+    callbackData?: unknown,
+  ): Promise<ComponentResult> => {
+    const fn = step === 'execute' ? module.execute : module.schedule
+    if (!fn) return { status: 'finished', outputs: {} }
+    let result: ComponentResult
+    try {
+      result = (await fn.call(module, inputs, componentContext(run, callbackData))) as ComponentResult
+    } catch (err) {
+      const why = run.controller.signal.aborted
+        ? errorMessage(run.controller.signal.reason)
+        : errorMessage(err)
+      return { status: 'failed', error: `component ${module.code} ${step} threw: ${why}` }
+    }
+    switch (result?.status) {
+      case 'finished':
+      case 'failed':
+      case 'callback':
+        return result
+      case 'wait':
+        if (Number.isFinite(result.until)) return result
+    }
+    return { status: 'failed', error: `component ${module.code} ${step} returned no valid result` }
+  }
+
+  /** Applies a component's result (recordResult), then runs what it chained and wakes workers. */
+  const complete = async (run: Run, module: ComponentModule | undefined, result: ComponentResult) => {
+    const { job } = run
+    if (run.released || mode === 'stopped') {
+      logger.info(
+        { taskId: job.taskId, nodeId: job.nodeId },
+        'result dropped: the worker stopped and released the job',
+      )
+      return
+    }
+    const outcome = outcomeOf(module, result)
+    const chaining = {
+      room: () => (mode === 'running' ? Math.min(CHAIN_LIMIT, concurrency - inFlight.size + 1) : 0),
+      leaseMs,
+    }
+    const recorded = await serialByTask(job.taskId, () =>
+      db.tx((tx) => recordResult(env, tx, job, result, outcome, now(), chaining)),
+    )
+    for (const c of recorded.chained) launch(c.job, c.started)
+    if (recorded.applied && recorded.applied.jobs > 0) notifyWork(job.taskId)
+    if (result.status === 'wait') wakeAt(result.until)
+  }
+
+  const runNodeJob = async (run: Run) => {
+    const started = await serialByTask(run.job.taskId, () =>
+      db.tx((tx) => startNode(env, tx, run.job, now())),
+    )
+    if (started.kind === 'done' && started.applied.jobs > 0) notifyWork(run.job.taskId)
+    if (started.kind !== 'run') return
+    await runStarted(run, started)
+  }
+
+  /** Executes a node whose start has committed (here, or chained in its predecessor's completion). */
+  const runStarted = async (run: Run, started: Started) => {
+    const execute = runStep(run, started.module, 'execute', started.inputs)
+    let timer: NodeJS.Timeout | undefined
+    // The activity's `timeout`: past it the component is aborted and the node fails, whatever
+    // the component does with its signal (a late result is ignored).
+    const timedOut = started.timeoutMs
+      ? new Promise<ComponentResult>((resolve) => {
+          timer = setTimeout(() => {
+            const error = `timed out after ${started.timeoutMs! / 1000} s (the activity's timeout)`
+            run.controller.abort(new Error(error))
+            resolve({ status: 'failed', error })
+          }, started.timeoutMs)
+        })
+      : null
+    const result = timedOut ? await Promise.race([execute, timedOut]) : await execute
+    clearTimeout(timer)
+    await complete(run, started.module, result)
+  }
+
+  /** A due timer (or a delivered callback): the node is RUNNING; run its `schedule` step. */
+  const runTimerJob = async (run: Run) => {
+    const { job } = run
+    const node = await readNodeInputs(db, job.taskId, job.nodeId)
+    if (node?.state !== 'RUNNING') {
+      logger.warn(
+        { taskId: job.taskId, nodeId: job.nodeId, state: node?.state },
+        'timer for a node that is not running: dropped',
+      )
+      await db.tx((tx) => dropStaleJob(env, tx, job))
+      return
+    }
+    const graph = await env.graphs.get(db, job.taskId)
+    const code = graph.graph.nodes.get(job.nodeId)?.activity?.component.code ?? ''
+    const module = env.registry.get(code)
+    if (!module) {
+      await complete(run, undefined, { status: 'failed', error: `component ${code} is not registered` })
+      return
+    }
+    const payload = job.payload === null ? {} : (JSON.parse(job.payload) as { callback_data?: unknown })
+    let result: ComponentResult = { status: 'finished', outputs: {} }
+    if (module.schedule) {
+      const inputs = module.inputs.safeParse(node.inputs)
+      result = inputs.success
+        ? await runStep(run, module, 'schedule', inputs.data, payload.callback_data)
+        : { status: 'failed', error: describeIssues('input', inputs.error.issues) }
+    }
+    await complete(run, module, result)
+  }
+
+  const runCallbackJob = async (run: Run) => {
+    const { job } = run
+    const target = await readCallbackTarget(db, job.taskId)
+    if (!target) {
+      await db.tx((tx) => dropStaleJob(env, tx, job))
+      return
+    }
+    const signal = AbortSignal.any([run.controller.signal, AbortSignal.timeout(o.callbackTimeoutMs)])
+    const error = await postCallback(o.fetch, target, signal)
+    if (run.released || mode === 'stopped') return
+    const retryAt =
+      error === null || job.attempts >= CALLBACK_MAX_ATTEMPTS
+        ? null
+        : now() + callbackBackoff(job.attempts, o.callbackRetryMs)
+    await db.tx((tx) => recordCallbackTry(env, tx, job, error, retryAt))
+    if (error !== null)
+      logger.warn({ taskId: job.taskId, attempt: job.attempts, error }, 'callback_url failed')
+  }
+
+  const launch = (job: ClaimedJob, started?: Started) => {
+    const previous = inFlight.get(job.id)
+    if (previous) {
+      // Our own lease had expired and we claimed the job again: the older run is stale.
+      abortRun(previous, 'claimed again under a new attempt')
+      previous.abandoned = true
+    }
+    const run: Run = {
+      job,
+      controller: new AbortController(),
+      settled: false,
+      abandoned: false,
+      released: false,
+    }
+    inFlight.set(job.id, run)
+    const work = started
+      ? (r: Run) => runStarted(r, started)
+      : job.kind === 'callback'
+        ? runCallbackJob
+        : job.kind === 'timer'
+          ? runTimerJob
+          : runNodeJob
+    run.done = work(run)
+      .catch((err) => {
+        if (mode === 'stopped' || run.released) return
+        logger.error(
+          { err, taskId: job.taskId, nodeId: job.nodeId, jobId: job.id },
+          'job failed; its lease will expire',
+        )
+      })
+      .finally(() => {
+        run.settled = true
+        if (run.grace) clearTimeout(run.grace)
+        const full = inFlight.size >= concurrency
+        if (inFlight.get(job.id) === run) inFlight.delete(job.id)
+        // A full worker stopped claiming: a freed slot lets it claim again.
+        if (full && mode === 'running') wake()
+      })
+  }
+
+  // ---- the loop, the heartbeat, start and stop ------------------------------------------------
+
+  const loop = async () => {
+    while (mode === 'running') {
+      const free = concurrency - inFlight.size
+      let claimed = 0
+      if (free > 0) {
+        let jobs: ClaimedJob[] = []
+        try {
+          jobs = await claimJobs(db, workerId, now(), leaseMs, free)
+        } catch (err) {
+          logger.error({ err }, 'claiming jobs failed')
+        }
+        if (mode !== 'running') {
+          await releaseLeases(
+            db,
+            workerId,
+            jobs.map((j) => j.id),
+          ).catch(() => undefined)
+          break
+        }
+        for (const job of jobs) launch(job)
+        claimed = jobs.length
+      }
+      // Claims are capped per task (claimJobs): while they still find work, claim again.
+      if (claimed > 0 && inFlight.size < concurrency) continue
+      await idle()
+    }
+  }
+
+  const renew = async () => {
+    const live = [...inFlight.values()].filter((r) => !r.abandoned && !r.released && !r.settled)
+    if (live.length === 0) return
+    try {
+      const alive = await renewLeases(
+        db,
+        workerId,
+        live.map((r) => r.job.id),
+        now() + leaseMs,
+      )
+      for (const run of live) {
+        if (!alive.has(run.job.id) && inFlight.get(run.job.id) === run)
+          abortRun(run, 'job revoked or lease lost')
+      }
+    } catch (err) {
+      logger.warn({ err }, 'renewing leases failed')
+    }
+  }
+
+  const start = async () => {
+    if (mode !== 'idle') throw new Error(`the worker cannot start: it is ${mode}`)
+    mode = 'starting'
+    try {
+      unlisteners.push(
+        await db.listen(WORK_CHANNEL, (payload) => {
+          if (!payload.startsWith(`${workerId} `)) wake()
+        }),
+      )
+      unlisteners.push(
+        await db.listen(REVOKE_CHANNEL, (payload) => {
+          const taskId = Number(payload)
+          if (Number.isInteger(taskId)) abortTask(taskId, `task ${taskId} was revoked`)
+        }),
+      )
+    } catch (err) {
+      mode = 'stopped'
+      throw err
+    }
+    heartbeat = setInterval(() => void renew(), Math.max(50, Math.floor(leaseMs / 3)))
+    heartbeat.unref()
+    mode = 'running'
+    logger.info({ workerId, concurrency }, 'worker running')
+    loopDone = loop().catch((err) => logger.error({ err }, 'worker loop crashed'))
+  }
+
+  const stop = (opts: { drainMs?: number } = {}): Promise<void> => {
+    if (mode === 'idle') {
+      mode = 'stopped'
+      return Promise.resolve()
+    }
+    stopping ??= (async () => {
+      while (mode === 'starting') await new Promise((r) => setTimeout(r, 5))
+      mode = 'draining'
+      wake()
+      await loopDone
+      const drainMs = opts.drainMs ?? 10_000
+      const pending = [...inFlight.values()].map((r) => r.done)
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        Promise.allSettled(pending),
+        new Promise((r) => {
+          timer = setTimeout(r, drainMs)
+        }),
+      ])
+      clearTimeout(timer)
+      clearInterval(heartbeat)
+      const left = [...inFlight.values()].filter((r) => !r.settled)
+      if (left.length > 0) {
+        for (const run of left) run.released = true
+        await releaseLeases(
+          db,
+          workerId,
+          left.map((r) => r.job.id),
+        ).catch((err) => logger.warn({ err }, 'releasing leases failed; they will expire'))
+        for (const run of left) {
+          run.controller.abort(new Error('the worker stopped'))
+          if (run.grace) clearTimeout(run.grace)
+        }
+        logger.warn({ jobs: left.map((r) => r.job.id) }, 'stopped with work in flight: leases released')
+      }
+      inFlight.clear()
+      for (const unlisten of unlisteners.splice(0)) await unlisten().catch(() => undefined)
+      mode = 'stopped'
+      logger.info({ workerId }, 'worker stopped')
+    })()
+    return stopping
+  }
+
+  return {
+    get mode() {
+      return mode
+    },
+    start,
+    stop,
+    notifyWork,
+    abortTask,
+  }
+}
