@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import pino from 'pino'
 import { createComponentRegistry } from './components'
+import { createProtocol, type Effect } from './protocol'
 import { countRunningNodes, GraphCache } from './store'
-import { revokeRun, startRun, type TransitionEnv } from './transitions'
-import type { Engine, EngineDeps, TaskAction } from './types'
+import type { TransitionEnv } from './transitions'
+import type { Engine, EngineDeps } from './types'
 import { createWorker, REVOKE_CHANNEL } from './worker'
 
 /**
- * The engine: a worker (worker.ts) that claims and runs due work, and transitions
- * (transitions.ts) that write what each step leads to, called by the worker and, inside the
- * API's transactions, by the hooks below. This file only wires them together.
+ * The engine: a worker (worker.ts) that claims and runs due work, transitions (transitions.ts)
+ * that write what each step leads to, and the operation protocol (protocol.ts) through which
+ * callers change a task. This file only wires them together.
  */
 export function createEngine(deps: EngineDeps): Engine {
   const { db } = deps
@@ -36,21 +37,24 @@ export function createEngine(deps: EngineDeps): Engine {
     now,
   })
 
-  const afterCommit = (taskId: number, action: TaskAction) => {
-    switch (action) {
-      case 'start':
-      case 'resume':
-        worker.notifyWork(taskId)
-        return
-      case 'pause':
-        return
-      case 'revoke':
-        worker.abortTask(taskId, `task ${taskId} was revoked`)
-        db.notify(REVOKE_CHANNEL, String(taskId)).catch((err) => logger.warn({ err }, 'notify failed'))
-        worker.notifyWork(taskId)
-        return
+  /** After an operation committed: wake workers here and elsewhere; abort what a revoke stopped. */
+  const afterCommit = (effects: readonly Effect[]) => {
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'wake':
+          worker.notifyWork(effect.taskId)
+          break
+        case 'abort':
+          worker.abortTask(effect.taskId, effect.reason)
+          db.notify(REVOKE_CHANNEL, String(effect.taskId)).catch((err) =>
+            logger.warn({ err }, 'notify failed'),
+          )
+          break
+      }
     }
   }
+
+  const protocol = createProtocol({ db, env, now, afterCommit })
 
   return {
     components: env.registry,
@@ -58,16 +62,8 @@ export function createEngine(deps: EngineDeps): Engine {
       return worker.mode
     },
     workerId: env.workerId,
-    onStarted: (tx, taskId, at) => startRun(env, tx, taskId, at),
-    writesInTransaction: (action) => action === 'start' || action === 'revoke',
-    onPaused: async () => {
-      // Nothing to write: node starts check the task's state under its row lock, and the claim
-      // filter leaves the task's node jobs alone until it is RUNNING again.
-    },
-    onResumed: async () => {
-      // The held jobs are rows already; afterCommit wakes the workers.
-    },
-    onRevoked: (tx, taskId, at) => revokeRun(env, tx, taskId, at),
+    operateTask: protocol.operateTask,
+    operateTaskInTx: protocol.operateTaskInTx,
     afterCommit,
     runningNodes: countRunningNodes,
     startWorker: worker.start,

@@ -3,7 +3,9 @@ export { BUILTIN_COMPONENTS, createComponentRegistry, defineComponent } from './
 export { createEngine } from './engine'
 export { loadComponentModules } from './load-components'
 export { LOOP_LIMIT } from './plan'
-export { appendTaskEvent, insertEvents } from './store'
+export type { Effect, OperationResult, Operator, TaskOperationRequest } from './protocol'
+export { writeOperateRecord } from './protocol'
+export { appendTaskEvent, insertEvents, type OperateRecordInput, type TaskVersion } from './store'
 export type {
   ComponentContext,
   ComponentModule,
@@ -11,7 +13,6 @@ export type {
   ComponentResult,
   Engine,
   EngineDeps,
-  TaskAction,
   WorkerMode,
 } from './types'
 export { REVOKE_CHANNEL, WORK_CHANNEL } from './worker'

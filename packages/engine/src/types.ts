@@ -1,6 +1,7 @@
 import type { Db, Executor } from '@stdops/db'
 import type { Logger } from 'pino'
 import type { z } from 'zod'
+import type { Effect, OperationResult, TaskOperationRequest } from './protocol'
 
 /** What a component's `execute` or `schedule` step comes back with. */
 export type ComponentResult<Out = Record<string, unknown>> =
@@ -72,26 +73,23 @@ export interface EngineDeps {
 
 export type WorkerMode = 'idle' | 'starting' | 'running' | 'draining' | 'stopped'
 
-export type TaskAction = 'start' | 'pause' | 'resume' | 'revoke'
-
 export interface Engine {
   components: ComponentRegistry
   /** The worker's mode: idle before startWorker, then starting → running → draining → stopped. */
   readonly mode: WorkerMode
   readonly workerId: string
-  /** Called inside the transaction that moved the task to RUNNING: runs the start event on. */
-  onStarted(tx: Executor, taskId: number, now: number): Promise<void>
-  onPaused(tx: Executor, taskId: number, now: number): Promise<void>
-  onResumed(tx: Executor, taskId: number, now: number): Promise<void>
-  /** Drops the task's jobs and timers, marks READY/RUNNING nodes REVOKED, enqueues the callback. */
-  onRevoked(tx: Executor, taskId: number, now: number): Promise<void>
-  /** After that transaction committed: wakes workers here and elsewhere; on revoke aborts running components. */
-  afterCommit(taskId: number, action: TaskAction): void
   /**
-   * Whether `on<Action>` writes anything in the operation's transaction. When it does not (pause,
-   * resume: held work is rows already), the API may apply the operation as one statement.
+   * A task operation (start, pause, resume, revoke) through the operation protocol, in its own
+   * transaction; its effects (wake-ups, aborts) are performed after the commit.
    */
-  writesInTransaction(action: TaskAction): boolean
+  operateTask(req: TaskOperationRequest): Promise<OperationResult>
+  /**
+   * The same inside the caller's transaction (creating and starting a task at once). The caller
+   * passes `result.effects` to afterCommit once its transaction committed.
+   */
+  operateTaskInTx(tx: Executor, req: TaskOperationRequest): Promise<OperationResult>
+  /** Wakes workers here and in other processes; aborts running components of a revoked task. */
+  afterCommit(effects: readonly Effect[]): void
   runningNodes(exec: Executor, taskId: number): Promise<number>
   startWorker(): Promise<void>
   stop(opts?: { drainMs?: number }): Promise<void>

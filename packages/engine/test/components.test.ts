@@ -48,7 +48,7 @@ async function runOne(code: string, data: Data) {
   const node = b.activity(code, { data })
   b.chain(b.startId, node, b.endId)
   const id = await insertTask(h.db, b.build())
-  await operate(h.db, engine, id, 'start')
+  await operate(engine, id, 'start')
   const row = await waitFor(`${code} to end`, async () => {
     const n = (await nodes(h.db, id)).get(node)
     return n && (n.state === 'FINISHED' || n.state === 'FAILED') ? n : null
@@ -138,14 +138,14 @@ describe('other built-ins', () => {
     const node = b.activity('pause_node', { data: { description: v('approve?') } })
     b.chain(b.startId, node, b.endId)
     const id = await insertTask(h.db, b.build())
-    await operate(h.db, engine, id, 'start')
+    await operate(engine, id, 'start')
     await waitFor(
       'waiting',
       async () => (await engine.runningNodes(h.db, id)) === 1 && (await jobs(h.db, id)).length === 0,
     )
     await new Promise((r) => setTimeout(r, 150))
     expect((await nodes(h.db, id)).get(node)?.state).toBe('RUNNING')
-    await operate(h.db, engine, id, 'revoke')
+    await operate(engine, id, 'revoke')
     expect((await nodes(h.db, id)).get(node)?.state).toBe('REVOKED')
     expect(await engine.runningNodes(h.db, id)).toBe(0)
   })
@@ -156,14 +156,14 @@ describe('other built-ins', () => {
     const node = b.activity('pause_node')
     b.chain(b.startId, node, b.endId)
     const id = await insertTask(h.db, b.build())
-    await operate(h.db, engine, id, 'start')
+    await operate(engine, id, 'start')
     await waitFor(
       'waiting',
       async () => (await engine.runningNodes(h.db, id)) === 1 && (await jobs(h.db, id)).length === 0,
     )
     await h.db.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, attempts, payload, created_at)
       VALUES (${id}, ${node}, 'timer', ${Date.now()}, 0, ${JSON.stringify({ callback_data: { approved: true } })}, ${Date.now()})`)
-    engine.afterCommit(id, 'resume')
+    engine.afterCommit([{ kind: 'wake', taskId: id }])
     await waitForState(h.db, id, 'FINISHED')
     expect((await nodes(h.db, id)).get(node)?.outputs).toEqual({ data: { approved: true } })
   })

@@ -14,6 +14,7 @@ import {
   nodes,
   operate,
   PROVIDER,
+  TESTER,
   task,
   waitFor,
   waitForState,
@@ -58,7 +59,7 @@ describe('durability', () => {
       await engine.startWorker()
       const { tree, node } = oneNode('sleep_timer', { bk_timing: { hook: false, value: 1.5 } })
       const id = await insertTask(db, tree)
-      await operate(db, engine, id, 'start')
+      await operate(engine, id, 'start')
       const [timer] = await waitFor('the timer row', async () => {
         const rows = (await jobs(db, id)).filter((j) => j.kind === 'timer')
         return rows.length === 1 ? rows : null
@@ -100,7 +101,7 @@ describe('durability', () => {
     await a.startWorker()
     const { tree, node } = oneNode('gate')
     const id = await insertTask(h.db, tree)
-    await operate(h.db, a, id, 'start')
+    await operate(a, id, 'start')
     await waitFor('A runs the node', async () => gates.length === 1)
 
     // A's lease expires (A hangs); B takes the job over under a new attempt.
@@ -164,15 +165,15 @@ describe('durability', () => {
     try {
       const slow = oneNode('slow_ignore_abort', { ms: { hook: false, value: 2500 } })
       const x = await insertTask(h.db, slow.tree)
-      await operate(h.db, engine, x, 'start')
+      await operate(engine, x, 'start')
       await waitFor('the slow node', async () => (await engine.runningNodes(h.db, x)) === 1)
-      const t0 = await operate(h.db, engine, x, 'revoke')
+      const t0 = await operate(engine, x, 'revoke')
       expect((await nodes(h.db, x)).get(slow.node)?.state).toBe('REVOKED')
 
       // With one slot, another task runs only once the ignoring component was abandoned.
       const other = oneNode('noop')
       const y = await insertTask(h.db, other.tree)
-      await operate(h.db, engine, y, 'start')
+      await operate(engine, y, 'start')
       await waitForState(h.db, y, 'FINISHED', 5000)
       const yStarted = (await nodes(h.db, y)).get(other.node)!.started_at!
       expect(yStarted - t0).toBeGreaterThanOrEqual(250)
@@ -201,7 +202,7 @@ describe('durability', () => {
     await engine.startWorker()
     const { tree, node } = oneNode('sleep_ms', { ms: { hook: false, value: 300 } })
     const id = await insertTask(h.db, tree)
-    await operate(h.db, engine, id, 'start')
+    await operate(engine, id, 'start')
     await waitFor('running', async () => (await engine.runningNodes(h.db, id)) === 1)
     const stopping = engine.stop({ drainMs: 5000 })
     expect(engine.mode).toBe('draining')
@@ -216,7 +217,7 @@ describe('durability', () => {
     await first.startWorker()
     const { tree, node } = oneNode('sleep_ms', { ms: { hook: false, value: 3000 } })
     const id = await insertTask(h.db, tree)
-    await operate(h.db, first, id, 'start')
+    await operate(first, id, 'start')
     await waitFor('running', async () => (await first.runningNodes(h.db, id)) === 1)
     const t0 = Date.now()
     await first.stop({ drainMs: 100 })
@@ -250,16 +251,16 @@ describe('durability', () => {
         await new Promise((r) => setTimeout(r, 200)) // its first idle poll has begun
         const quick = await insertTask(h.db, oneNode('noop').tree)
         const t0 = Date.now()
-        await operate(h.db, api, quick, 'start')
+        await operate(api, quick, 'start')
         await waitForState(h.db, quick, 'FINISHED', 3000)
         expect(Date.now() - t0).toBeLessThan(3000)
 
         const long = oneNode('sleep_ms', { ms: { hook: false, value: 20_000 } })
         const id = await insertTask(h.db, long.tree)
-        await operate(h.db, api, id, 'start')
+        await operate(api, id, 'start')
         await waitFor('running', async () => (await api.runningNodes(h.db, id)) === 1, 3000)
         const t1 = Date.now()
-        await operate(h.db, api, id, 'revoke')
+        await operate(api, id, 'revoke')
         await waitFor(
           'the aborted result',
           async () => (await h.db.query(sql`SELECT id FROM fenced_results WHERE task_id = ${id}`)).length > 0,
@@ -283,13 +284,10 @@ describe('revoke seen by the lease heartbeat', () => {
       const node = b.activity('sleep_ms', { data: { ms: { hook: false, value: 20_000 } } })
       b.chain(b.startId, node, b.endId)
       const id = await insertTask(h.db, b.build())
-      await operate(h.db, hb, id, 'start')
+      await operate(hb, id, 'start')
       await waitFor('running', async () => (await hb.runningNodes(h.db, id)) === 1)
-      // Revoke as the API would, but without afterCommit (a lost NOTIFY).
-      await h.db.tx(async (tx) => {
-        await tx.execute(sql`UPDATE tasks SET state = 'REVOKED', version = version + 1 WHERE id = ${id}`)
-        await hb.onRevoked(tx, id, Date.now())
-      })
+      // Revoke through the protocol, but without its after-commit effects (a lost NOTIFY).
+      await h.db.tx((tx) => hb.operateTaskInTx(tx, { ...TESTER, taskId: id, action: 'revoke' }))
       const t0 = Date.now()
       await waitFor(
         'the aborted result',

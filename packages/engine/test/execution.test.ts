@@ -30,7 +30,7 @@ afterAll(async () => {
 
 async function run(tree: unknown) {
   const id = await insertTask(h.db, tree)
-  await operate(h.db, engine, id, 'start')
+  await operate(engine, id, 'start')
   return id
 }
 

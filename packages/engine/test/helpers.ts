@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type TaskState, transitionTask } from '@stdops/core'
+import type { TaskState } from '@stdops/core'
 import { type Db, sql } from '@stdops/db'
 import { createTestDatabase, type TestDatabase } from '@stdops/db/testing'
-import { appendTaskEvent, createEngine, type Engine, type EngineDeps } from '../src/index'
+import { createEngine, type Engine, type EngineDeps } from '../src/index'
 import { TEST_COMPONENTS } from '../src/testing'
 
 export const PROVIDER = process.env.TEST_DATABASE_URL?.startsWith('postgres') ? 'postgresql' : 'sqlite'
@@ -52,40 +52,20 @@ export async function insertTask(
   return Number(row!.id)
 }
 
+/** The operator the engine tests' operations are recorded under (project 1, see createHarness). */
+export const TESTER = { operator: 'tester', source: 'app', projectId: 1 } as const
+
 /**
- * An operation as the API performs it: compare-and-set on the task row, the task's state event,
- * the engine's hook in the same transaction; afterCommit once committed. Returns the time taken
- * right after the UPDATE returned (the row is ours then: later than any node start committed before).
+ * A task operation through the engine's protocol, exactly as the API performs it. Returns the
+ * time it took effect (read once the task row was the operation's: later than any node start
+ * committed before it).
  */
 export async function operate(
-  db: Db,
   engine: Engine,
   taskId: number,
   action: 'start' | 'pause' | 'resume' | 'revoke',
 ) {
-  const at = await db.tx(async (tx) => {
-    const [task] = await tx.query<{ state: TaskState; version: number }>(
-      sql`SELECT state, version FROM tasks WHERE id = ${taskId}`,
-    )
-    const t = transitionTask(task!.state, action)
-    if (!t.ok) throw new Error(t.message)
-    const changed = await tx.execute(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
-        started_at = CASE WHEN started_at IS NULL THEN ${Date.now()} ELSE started_at END
-      WHERE id = ${taskId} AND version = ${task!.version}`)
-    if (changed !== 1) throw new Error('lost the compare-and-set')
-    const at = Date.now()
-    await appendTaskEvent(tx, taskId, { type: 'task_state', state: t.next }, at)
-    const hook = {
-      start: engine.onStarted,
-      pause: engine.onPaused,
-      resume: engine.onResumed,
-      revoke: engine.onRevoked,
-    }[action]
-    await hook.call(engine, tx, taskId, at)
-    return at
-  })
-  engine.afterCommit(taskId, action)
-  return at
+  return (await engine.operateTask({ ...TESTER, taskId, action })).at
 }
 
 export async function waitFor<T>(

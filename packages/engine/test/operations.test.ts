@@ -53,9 +53,9 @@ async function pauseAndResume(first: {
 }) {
   const { tree, firsts, seconds } = forkOfTen(first)
   const id = await insertTask(h.db, tree)
-  await operate(h.db, engine, id, 'start')
+  await operate(engine, id, 'start')
   await waitFor('10 running first nodes', async () => (await engine.runningNodes(h.db, id)) === 10)
-  const pausedAt = await operate(h.db, engine, id, 'pause')
+  const pausedAt = await operate(engine, id, 'pause')
 
   // The running ones carry on and finish; what they lead to is held.
   await waitFor(
@@ -72,7 +72,7 @@ async function pauseAndResume(first: {
   expect((await task(h.db, id)).state).toBe('SUSPENDED')
   expect((await jobs(h.db, id)).filter((j) => j.kind === 'node')).toHaveLength(10)
 
-  const resumedAt = await operate(h.db, engine, id, 'resume')
+  const resumedAt = await operate(engine, id, 'resume')
   await waitForState(h.db, id, 'FINISHED')
   n = await nodes(h.db, id)
   for (const c of seconds) {
@@ -106,16 +106,16 @@ describe('pause and resume', () => {
     }
     b.chain(join, b.endId)
     const id = await insertTask(h.db, b.build())
-    await operate(h.db, engine, id, 'start')
+    await operate(engine, id, 'start')
     await new Promise((r) => setTimeout(r, 20))
-    const pausedAt = await operate(h.db, engine, id, 'pause')
+    const pausedAt = await operate(engine, id, 'pause')
     await waitFor('quiet', async () => (await engine.runningNodes(h.db, id)) === 0)
     await new Promise((r) => setTimeout(r, 200))
     const late = [...(await nodes(h.db, id)).values()].filter(
       (x) => x.started_at !== null && x.started_at > pausedAt,
     )
     expect(late).toEqual([])
-    await operate(h.db, engine, id, 'resume')
+    await operate(engine, id, 'resume')
     await waitForState(h.db, id, 'FINISHED')
   })
 })
@@ -130,10 +130,10 @@ describe('revoke', () => {
       const timer = b.activity('sleep_timer', { data: { bk_timing: { hook: false, value: 3600 } } })
       b.chain(b.startId, timer, b.endId)
       const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/cb` })
-      await operate(h.db, engine, id, 'start')
+      await operate(engine, id, 'start')
       await waitFor('the timer row', async () => (await jobs(h.db, id)).some((j) => j.kind === 'timer'))
       const t0 = Date.now()
-      await operate(h.db, engine, id, 'revoke')
+      await operate(engine, id, 'revoke')
       await waitFor('node REVOKED', async () => (await nodes(h.db, id)).get(timer)?.state === 'REVOKED', 1000)
       expect(Date.now() - t0).toBeLessThan(1000)
       expect((await task(h.db, id)).state).toBe('REVOKED')
@@ -178,10 +178,10 @@ describe('revoke', () => {
       })
       b.chain(b.startId, call, b.endId)
       const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/cb` })
-      await operate(h.db, engine, id, 'start')
+      await operate(engine, id, 'start')
       await waitFor('the request to arrive', async () => slow.calls.length === 1 || null)
       const t0 = Date.now()
-      await operate(h.db, engine, id, 'revoke')
+      await operate(engine, id, 'revoke')
       expect((await nodes(h.db, id)).get(call)?.state).toBe('REVOKED')
       await waitFor('the connection to close', async () => closedAt > 0, 1000)
       expect(closedAt - t0).toBeLessThan(1000)
@@ -213,7 +213,7 @@ describe('callback_url', () => {
       const b = createTreeBuilder()
       b.chain(b.startId, b.activity('noop'), b.endId)
       const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/done` })
-      await operate(h.db, engine, id, 'start')
+      await operate(engine, id, 'start')
       await waitForState(h.db, id, 'FINISHED')
       await waitFor('callback recorded', async () => (await task(h.db, id)).callback_status === 'success')
       await new Promise((r) => setTimeout(r, 200))
@@ -235,7 +235,7 @@ describe('callback_url', () => {
       const b = createTreeBuilder()
       b.chain(b.startId, b.activity('noop'), b.endId)
       const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/flaky` })
-      await operate(h.db, engine, id, 'start')
+      await operate(engine, id, 'start')
       await waitFor('callback recorded', async () => (await task(h.db, id)).callback_status === 'success')
       await new Promise((r) => setTimeout(r, 300))
       expect(receiver.calls).toHaveLength(3)
@@ -255,7 +255,7 @@ describe('callback_url', () => {
       const b = createTreeBuilder()
       b.chain(b.startId, b.activity('noop'), b.endId)
       const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/down` })
-      await operate(h.db, engine, id, 'start')
+      await operate(engine, id, 'start')
       await waitFor(
         'callback failed',
         async () => (await task(h.db, id)).callback_status === 'failed',

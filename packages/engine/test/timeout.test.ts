@@ -32,7 +32,7 @@ describe("an activity's timeout", () => {
     const { tree, nodeId } = treeWithTimeout(code, 8_000, 0.3)
     const id = await insertTask(h.db, tree)
     const started = Date.now()
-    await operate(h.db, engine, id, 'start')
+    await operate(engine, id, 'start')
     const node = await waitFor('the node to fail', async () => {
       const n = (await nodes(h.db, id)).get(nodeId)
       return n?.state === 'FAILED' ? n : undefined
@@ -44,7 +44,7 @@ describe("an activity's timeout", () => {
   it('lets an activity that ends in time finish', async () => {
     const { tree, nodeId } = treeWithTimeout('sleep_ms', 50, 5)
     const id = await insertTask(h.db, tree)
-    await operate(h.db, engine, id, 'start')
+    await operate(engine, id, 'start')
     const node = await waitFor('the node to finish', async () => {
       const n = (await nodes(h.db, id)).get(nodeId)
       return n?.state === 'FINISHED' ? n : undefined

@@ -1,29 +1,17 @@
 import {
   buildStatusTree,
-  InvalidOperationError,
   type NodeState,
   NotFoundError,
   ParamInvalidError,
   resolveConstants,
-  TASK_ACTIONS,
-  type TaskAction,
   type TaskState,
-  transitionTask,
   validatePipelineTree,
 } from '@stdops/core'
-import { type Executor, join, type Sql, sql } from '@stdops/db'
-import { appendTaskEvent, insertEvents } from '@stdops/engine'
+import { join, type Sql, sql } from '@stdops/db'
+import { appendTaskEvent, writeOperateRecord } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
-import {
-  type Action,
-  authorize,
-  type Project,
-  type ProjectRef,
-  resolveProject,
-  resolveScope,
-  type TaskRef,
-} from './projects'
+import { type Action, authorize, type ProjectRef, resolveProject, resolveScope } from './projects'
 import { findTemplate } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
@@ -55,14 +43,6 @@ async function resolveTask(deps: Deps, caller: Caller, ref: ProjectRef, taskId: 
   if (!task) throw notFound(taskId, ref)
   authorize(caller, project, action)
   return { project, task }
-}
-
-async function writeRecord(
-  tx: Executor,
-  r: { taskId: number; projectId: number; operator: string; type: string; source: OperateSource; at: number },
-) {
-  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
-    VALUES (${r.taskId}, ${r.projectId}, ${''}, ${r.operator}, ${r.type}, ${r.source}, ${r.at})`)
 }
 
 /** Applies constant overrides (keyed `${key}` or `key`) to a tree's constants; unknown keys are ignored, as bk-sops does. */
@@ -99,7 +79,7 @@ export async function createTask(
   if (!resolved.ok) throw new ParamInvalidError(`invalid constants: ${resolved.message}`)
 
   const now = deps.now()
-  const taskId = await deps.db.tx(async (tx) => {
+  const created = await deps.db.tx(async (tx) => {
     const [row] = await tx.query<{ id: number }>(sql`INSERT INTO tasks
       (project_id, template_id, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, created_at)
       VALUES (${project.id}, ${template.id}, ${input.name}, ${input.description ?? ''}, ${caller.username}, ${''}, ${'CREATED'}, ${0}, ${0},
@@ -107,124 +87,21 @@ export async function createTask(
       RETURNING id`)
     const id = row!.id
     await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
-    await writeRecord(tx, {
-      taskId: id,
-      projectId: project.id,
-      operator: caller.username,
-      type: 'create',
-      source: opts.source,
-      at: now,
-    })
-    if (opts.start)
-      await applyOperation(
-        deps,
-        tx,
-        { id, state: 'CREATED', version: 0 },
-        project,
-        caller,
-        'start',
-        opts.source,
-      )
-    return id
+    const operator = { operator: caller.username, source: opts.source, projectId: project.id }
+    await writeOperateRecord(tx, { ...operator, taskId: id, type: 'create', at: now })
+    const started = opts.start
+      ? await deps.engine.operateTaskInTx(tx, {
+          ...operator,
+          taskId: id,
+          action: 'start',
+          seen: { state: 'CREATED', version: 0 },
+        })
+      : null
+    return { id, started }
   })
-  if (opts.start) deps.engine.afterCommit(taskId, 'start')
+  if (created.started) deps.engine.afterCommit(created.started.effects)
+  const taskId = created.id
   return { task_id: taskId, task_url: taskUrl(deps, project.id, taskId), pipeline_tree: tree }
-}
-
-/**
- * One operation as a compare-and-set on the task row, inside `tx`: decide with the pure
- * transition, update only if the version is still the one decided on, and otherwise read again
- * and decide again, so the loser of a race answers as if it had come second.
- */
-async function applyOperation(
-  deps: Deps,
-  tx: Executor,
-  first: TaskRef,
-  project: Project,
-  caller: Caller,
-  action: string,
-  source: OperateSource,
-): Promise<TaskState> {
-  let current = first
-  for (;;) {
-    const t = transitionTask(current.state, action)
-    if (!t.ok) throw new InvalidOperationError(t.message)
-    const changed = await tx.query<{
-      event_seq: number
-    }>(sql`UPDATE tasks SET state = ${t.next}, version = version + 1,
-        started_at = CASE WHEN ${action === 'start'} THEN ${deps.now()} ELSE started_at END,
-        executor = CASE WHEN ${action === 'start'} THEN ${caller.username} ELSE executor END,
-        finished_at = CASE WHEN ${t.next === 'REVOKED'} THEN ${deps.now()} ELSE finished_at END,
-        event_seq = event_seq + 1
-      WHERE id = ${current.id} AND version = ${current.version} RETURNING event_seq`)
-    if (changed.length === 1) {
-      // Taken after the row is ours: later than any node start that committed before this change.
-      const at = deps.now()
-      await insertEvents(
-        tx,
-        current.id,
-        Number(changed[0]!.event_seq),
-        [{ type: 'task_state', state: t.next }],
-        at,
-      )
-      await writeRecord(tx, {
-        taskId: current.id,
-        projectId: project.id,
-        operator: caller.username,
-        type: action,
-        source,
-        at,
-      })
-      const hook = {
-        start: deps.engine.onStarted,
-        pause: deps.engine.onPaused,
-        resume: deps.engine.onResumed,
-        revoke: deps.engine.onRevoked,
-      }[action as TaskAction]
-      await hook.call(deps.engine, tx, current.id, at)
-      return t.next
-    }
-    current = await reread(tx, current.id)
-  }
-}
-
-async function reread(exec: Executor, taskId: number): Promise<TaskRef> {
-  const [again] = await exec.query<TaskRef>(sql`SELECT id, state, version FROM tasks WHERE id = ${taskId}`)
-  if (!again) throw new Error(`task ${taskId} vanished during an operation`)
-  return { id: Number(again.id), state: again.state, version: Number(again.version) }
-}
-
-/**
- * The same compare-and-set as applyOperation, as ONE autocommit statement on PostgreSQL, for
- * operations whose engine hook writes nothing (pause, resume): the update, its task event and
- * its operate record are data-modifying CTEs of one statement, all or nothing. A transaction
- * would hold a pooled connection for five round trips; this holds it for one. The times are
- * the database's clock_timestamp(), read after the UPDATE holds the row (as applyOperation's are).
- */
-async function applyOperationInOneStatement(
-  deps: Deps,
-  first: TaskRef,
-  project: Project,
-  caller: Caller,
-  action: TaskAction,
-  source: OperateSource,
-): Promise<TaskState> {
-  let current = first
-  for (;;) {
-    const t = transitionTask(current.state, action)
-    if (!t.ok) throw new InvalidOperationError(t.message)
-    const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`
-    const changed = await deps.db.query<{ event_seq: number }>(sql`WITH u AS (
-        UPDATE tasks SET state = ${t.next}, version = version + 1, event_seq = event_seq + 1
-        WHERE id = ${current.id} AND version = ${current.version} RETURNING id, event_seq),
-      e AS (INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at)
-        SELECT id, event_seq, 'task_state', NULL, ${t.next}, NULL, ${nowMs} FROM u),
-      r AS (INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
-        SELECT id, ${project.id}, '', ${caller.username}, ${action}, ${source}, ${nowMs} FROM u)
-      SELECT event_seq FROM u`)
-    if (changed.length === 1) return t.next
-    current = await reread(deps.db, current.id)
-  }
 }
 
 export async function operateTask(
@@ -236,15 +113,14 @@ export async function operateTask(
   source: OperateSource,
 ): Promise<{ state: TaskState; projectId: number }> {
   const { project, task } = await resolveTask(deps, caller, ref, taskId, 'task_operate')
-  // `finish` is the engine's own move, never a caller's command.
-  if (!(TASK_ACTIONS as readonly string[]).includes(action ?? ''))
-    throw new InvalidOperationError('task command is invalid')
-  const op = action as TaskAction
-  const state =
-    deps.db.provider === 'postgresql' && !deps.engine.writesInTransaction(op)
-      ? await applyOperationInOneStatement(deps, task, project, caller, op, source)
-      : await deps.db.tx((tx) => applyOperation(deps, tx, task, project, caller, op, source))
-  deps.engine.afterCommit(taskId, op)
+  const { state } = await deps.engine.operateTask({
+    taskId,
+    action: action ?? '',
+    operator: caller.username,
+    source,
+    projectId: project.id,
+    seen: task,
+  })
   return { state, projectId: project.id }
 }
 

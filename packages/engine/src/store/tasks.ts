@@ -1,6 +1,6 @@
 /** The task row: its lock, its parsed tree, its compare-and-set, its callback_url, its records. */
 import { buildGraph, type Constant, ConstantSchema, PipelineTreeSchema, type TaskState } from '@stdops/core'
-import { type Executor, empty, sql } from '@stdops/db'
+import { type Executor, empty, join, type Sql, sql } from '@stdops/db'
 import { z } from 'zod'
 import { prepareGraph, type TaskGraph } from '../plan'
 import { callbackJobRow, insertJobs } from './jobs'
@@ -88,6 +88,94 @@ export async function enqueueCallback(
   await insertJobs(tx, [callbackJobRow(taskId, now)])
   await tx.execute(sql`UPDATE tasks SET callback_status = 'pending' WHERE id = ${taskId}`)
   return true
+}
+
+// ---- operations on the task row ---------------------------------------------------------------------
+
+/** What a compare-and-set is decided on: the task's state under a version. */
+export interface TaskVersion {
+  state: TaskState
+  version: number
+}
+
+export async function readTaskVersion(exec: Executor, taskId: number): Promise<TaskVersion | null> {
+  const [row] = await exec.query<{ state: TaskState; version: number }>(
+    sql`SELECT state, version FROM tasks WHERE id = ${taskId}`,
+  )
+  return row ? { state: row.state, version: Number(row.version) } : null
+}
+
+/** The columns a task operation sets beside its state. */
+export interface TaskMove {
+  next: TaskState
+  /** `start`: the run's start time and its executor. */
+  started?: { at: number; executor: string }
+  /** A final state reached by an operation (REVOKED). */
+  finishedAt?: number
+}
+
+/**
+ * The compare-and-set of a task operation: moves the task to `move.next` only if its version is
+ * still `expected`, and takes the next event number in the same statement. Returns that event
+ * number, or null when the version moved on (the caller reads again and decides again).
+ */
+export async function compareAndSetTask(
+  tx: Executor,
+  taskId: number,
+  expected: number,
+  move: TaskMove,
+): Promise<number | null> {
+  const sets: Sql[] = [sql`state = ${move.next}`, sql`version = version + 1`, sql`event_seq = event_seq + 1`]
+  if (move.started) sets.push(sql`started_at = ${move.started.at}`, sql`executor = ${move.started.executor}`)
+  if (move.finishedAt !== undefined) sets.push(sql`finished_at = ${move.finishedAt}`)
+  const [row] = await tx.query<{ event_seq: number }>(
+    sql`UPDATE tasks SET ${join(sets)} WHERE id = ${taskId} AND version = ${expected} RETURNING event_seq`,
+  )
+  return row ? Number(row.event_seq) : null
+}
+
+/** One row of `operate_records`: who did what to a task (or one of its nodes), from where. */
+export interface OperateRecordInput {
+  taskId: number
+  projectId: number
+  operator: string
+  type: string
+  source: string
+  /** `''` for a task operation. */
+  nodeId?: string
+  at: number
+}
+
+export async function insertOperateRecord(tx: Executor, r: OperateRecordInput): Promise<void> {
+  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
+    VALUES (${r.taskId}, ${r.projectId}, ${r.nodeId ?? ''}, ${r.operator}, ${r.type}, ${r.source}, ${r.at})`)
+}
+
+/**
+ * The same compare-and-set as compareAndSetTask with its task event and its operate record, as
+ * ONE autocommit statement on PostgreSQL, for operations that write nothing else (pause,
+ * resume): the update, the event and the record are data-modifying CTEs of one statement, all or
+ * nothing. A transaction would hold a pooled connection for several round trips; this holds it
+ * for one. The times are the database's clock_timestamp(), read after the UPDATE holds the row.
+ * Returns that time, or null when the version moved on.
+ */
+export async function compareAndSetTaskInOneStatement(
+  exec: Executor,
+  taskId: number,
+  expected: number,
+  next: TaskState,
+  record: Omit<OperateRecordInput, 'taskId' | 'at'>,
+): Promise<number | null> {
+  const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`
+  const [row] = await exec.query<{ at: number }>(sql`WITH u AS (
+      UPDATE tasks SET state = ${next}, version = version + 1, event_seq = event_seq + 1
+      WHERE id = ${taskId} AND version = ${expected} RETURNING id, event_seq),
+    e AS (INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at)
+      SELECT id, event_seq, 'task_state', NULL, ${next}, NULL, ${nowMs} FROM u),
+    r AS (INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
+      SELECT id, ${record.projectId}, ${record.nodeId ?? ''}, ${record.operator}, ${record.type}, ${record.source}, ${nowMs} FROM u)
+    SELECT ${nowMs} AS at FROM u`)
+  return row ? Number(row.at) : null
 }
 
 // ---- callback_url ---------------------------------------------------------------------------------

@@ -1,0 +1,185 @@
+/**
+ * The operation protocol: how a caller (the API's two doors, the CLI through them, the tests)
+ * changes a task. Every operation has the same shape:
+ *
+ * 1. decide with a pure function of core (transitionTask) on the state last read;
+ * 2. compare-and-set the row's `version`; when it moved on, read again and decide again, so the
+ *    loser of a race answers as if it had come second;
+ * 3. in the same transaction: the state event, the operate record, and the engine's own writes
+ *    (a start runs the start event on, a revoke drops the work and revokes the nodes);
+ * 4. after the commit: the effects (wake the workers here and in other processes; abort running
+ *    components on revoke).
+ *
+ * Node operations and subprocess actions are more actions of this same protocol.
+ */
+import {
+  InvalidOperationError,
+  NotFoundError,
+  TASK_ACTIONS,
+  type TaskAction,
+  type TaskState,
+  transitionTask,
+} from '@stdops/core'
+import type { Db, Executor } from '@stdops/db'
+import {
+  compareAndSetTask,
+  compareAndSetTaskInOneStatement,
+  insertEvents,
+  insertOperateRecord,
+  type OperateRecordInput,
+  readTaskVersion,
+  type TaskVersion,
+} from './store'
+import { revokeRun, startRun, type TransitionEnv } from './transitions'
+
+/** Who asks, from where, in which project: what the operate record says. */
+export interface Operator {
+  /** The user the record names. */
+  operator: string
+  /** `api` for the ESB routes, `app` for tRPC and the CLI (bk-sops's operate_source). */
+  source: string
+  projectId: number
+}
+
+export interface TaskOperationRequest extends Operator {
+  taskId: number
+  /** Checked here: anything but start, pause, resume, revoke is `task command is invalid`. */
+  action: string
+  /** The caller's read of the task: the compare-and-set's first guess (read here when absent). */
+  seen?: TaskVersion
+}
+
+/** What has to happen once the operation's transaction committed (Engine.afterCommit). */
+export type Effect = { kind: 'wake'; taskId: number } | { kind: 'abort'; taskId: number; reason: string }
+
+export interface OperationResult {
+  /** The task's state after the operation. */
+  state: TaskState
+  /** The time the operation took effect: read once the row was ours (later than anything committed before it). */
+  at: number
+  effects: Effect[]
+}
+
+export interface ProtocolDeps {
+  db: Db
+  env: TransitionEnv
+  now: () => number
+  afterCommit(effects: readonly Effect[]): void
+}
+
+/** The operate record's single place: every operation, and task creation, write it through here. */
+export function writeOperateRecord(tx: Executor, record: OperateRecordInput): Promise<void> {
+  return insertOperateRecord(tx, record)
+}
+
+function effectsOf(taskId: number, action: TaskAction): Effect[] {
+  switch (action) {
+    case 'start':
+    case 'resume':
+      return [{ kind: 'wake', taskId }]
+    case 'pause':
+      // Nothing to write or wake: node starts check the task's state under its row lock, and the
+      // claim filter leaves the task's node jobs alone until it is RUNNING again.
+      return []
+    case 'revoke':
+      return [
+        { kind: 'abort', taskId, reason: `task ${taskId} was revoked` },
+        { kind: 'wake', taskId },
+      ]
+  }
+}
+
+function checkedAction(action: string): TaskAction {
+  // `finish` is the engine's own move, never a caller's command.
+  if (!(TASK_ACTIONS as readonly string[]).includes(action)) {
+    throw new InvalidOperationError('task command is invalid')
+  }
+  return action as TaskAction
+}
+
+async function firstGuess(exec: Executor, req: TaskOperationRequest): Promise<TaskVersion> {
+  const seen = req.seen ?? (await readTaskVersion(exec, req.taskId))
+  if (!seen) throw new NotFoundError(`task[id=${req.taskId}] does not exist`)
+  return seen
+}
+
+async function readAgain(exec: Executor, taskId: number): Promise<TaskVersion> {
+  const again = await readTaskVersion(exec, taskId)
+  if (!again) throw new Error(`task ${taskId} vanished during an operation`)
+  return again
+}
+
+export function createProtocol(deps: ProtocolDeps) {
+  const { db, env, now } = deps
+
+  /**
+   * A task operation inside the caller's transaction (task creation starts its task this way).
+   * The caller runs `afterCommit(result.effects)` once it committed.
+   */
+  const operateTaskInTx = async (tx: Executor, req: TaskOperationRequest): Promise<OperationResult> => {
+    const action = checkedAction(req.action)
+    let current = await firstGuess(tx, req)
+    for (;;) {
+      const t = transitionTask(current.state, action)
+      if (!t.ok) throw new InvalidOperationError(t.message)
+      const decidedAt = now()
+      const seq = await compareAndSetTask(tx, req.taskId, current.version, {
+        next: t.next,
+        ...(action === 'start' ? { started: { at: decidedAt, executor: req.operator } } : {}),
+        ...(t.next === 'REVOKED' ? { finishedAt: decidedAt } : {}),
+      })
+      if (seq !== null) {
+        // Taken after the row is ours: later than any node start that committed before this change.
+        const at = now()
+        await insertEvents(tx, req.taskId, seq, [{ type: 'task_state', state: t.next }], at)
+        await writeOperateRecord(tx, {
+          taskId: req.taskId,
+          projectId: req.projectId,
+          operator: req.operator,
+          type: action,
+          source: req.source,
+          at,
+        })
+        if (action === 'start') await startRun(env, tx, req.taskId, at)
+        if (action === 'revoke') await revokeRun(env, tx, req.taskId, at)
+        return { state: t.next, at, effects: effectsOf(req.taskId, action) }
+      }
+      current = await readAgain(tx, req.taskId)
+    }
+  }
+
+  /**
+   * Pause and resume write nothing beyond the row, its event and its record: on PostgreSQL they
+   * are one autocommit statement (compareAndSetTaskInOneStatement), with the same retry.
+   */
+  const operateInOneStatement = async (req: TaskOperationRequest, action: 'pause' | 'resume') => {
+    let current = await firstGuess(db, req)
+    for (;;) {
+      const t = transitionTask(current.state, action)
+      if (!t.ok) throw new InvalidOperationError(t.message)
+      const at = await compareAndSetTaskInOneStatement(db, req.taskId, current.version, t.next, {
+        projectId: req.projectId,
+        operator: req.operator,
+        type: action,
+        source: req.source,
+      })
+      if (at !== null) return { state: t.next, at, effects: effectsOf(req.taskId, action) }
+      current = await readAgain(db, req.taskId)
+    }
+  }
+
+  /** A task operation in its own transaction, its effects performed after the commit. */
+  const operateTask = async (req: TaskOperationRequest): Promise<OperationResult> => {
+    const action = checkedAction(req.action)
+    const result =
+      db.provider === 'postgresql' && (action === 'pause' || action === 'resume')
+        ? await operateInOneStatement(req, action)
+        : await db.tx((tx) => operateTaskInTx(tx, req))
+    deps.afterCommit(result.effects)
+    return result
+  }
+
+  return { operateTask, operateTaskInTx }
+}
+
+export type Protocol = ReturnType<typeof createProtocol>
