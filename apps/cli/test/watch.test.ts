@@ -230,7 +230,7 @@ describe('stdops task watch and pause --wait on real runs', () => {
 
   describe.skipIf(!hasScript)('on a terminal', () => {
     it('task watch redraws the node table in place, in colour', async () => {
-      const taskId = await newTask(templates.short, 'on a tty')
+      const taskId = await newTask(templates.short, 'on a tty', 'wait=3')
       await cli('task', 'start', String(taskId))
       const run = await stdopsOnTty(['task', 'watch', String(taskId), ...project], env)
       expect(run.code, run.stdout).toBe(0)
