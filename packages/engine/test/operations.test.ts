@@ -83,12 +83,57 @@ async function pauseAndResume(first: {
 }
 
 describe('pause and resume', () => {
-  it('pause on a fork of 10 running branches (workers held ~300 ms): no node starts after the pause commits, the running ones finish, resume finishes the task', async () => {
-    await pauseAndResume({ code: 'sleep_ms', data: { ms: { hook: false, value: 300 } } })
+  // The branches last 1 s: on a loaded machine the ten starts and the pause fit in it, so every
+  // first node is still running when the pause commits.
+  it('pause on a fork of 10 running branches (workers held ~1 s): no node starts after the pause commits, the running ones finish, resume finishes the task', async () => {
+    await pauseAndResume({ code: 'sleep_ms', data: { ms: { hook: false, value: 1000 } } })
   })
 
   it('the same with sleep_timer nodes: their timers fire during the pause, what follows waits for resume', async () => {
-    await pauseAndResume({ code: 'sleep_timer', data: { bk_timing: { hook: false, value: 0.3 } } })
+    await pauseAndResume({ code: 'sleep_timer', data: { bk_timing: { hook: false, value: 1 } } })
+  })
+
+  it('a running timer fires on time while its task is paused, however many of its jobs are held', async () => {
+    // Nine quick branches finish during the pause and leave nine held node jobs, due before the
+    // tenth branch's timer: the claim must rank only what it may claim, or the timer waits for resume.
+    const b = createTreeBuilder()
+    const fork = b.gateway('ParallelGateway')
+    const join = b.gateway('ConvergeGateway')
+    b.chain(b.startId, fork)
+    for (let i = 0; i < 9; i++) {
+      b.chain(
+        fork,
+        b.activity('sleep_ms', { data: { ms: { hook: false, value: 1500 } } }),
+        b.activity('noop'),
+        join,
+      )
+    }
+    const timer = b.activity('sleep_timer', { data: { bk_timing: { hook: false, value: 3 } } })
+    b.chain(fork, timer, join)
+    b.chain(join, b.endId)
+    const id = await insertTask(h.db, b.build())
+    await operate(engine, id, 'start')
+    await waitFor(
+      'ten running nodes and the timer row',
+      async () =>
+        (await engine.runningNodes(h.db, id)) === 10 &&
+        (await jobs(h.db, id)).some((j) => j.kind === 'timer'),
+    )
+    await operate(engine, id, 'pause')
+    const [timerJob] = (await jobs(h.db, id)).filter((j) => j.kind === 'timer')
+    await waitFor(
+      'nine held node jobs',
+      async () => (await jobs(h.db, id)).filter((j) => j.kind === 'node').length === 9,
+    )
+    const fired = await waitFor(
+      'the timer to fire',
+      async () => (await nodes(h.db, id)).get(timer)?.finished_at ?? null,
+      5000,
+    )
+    expect(fired - Number(timerJob!.due_at)).toBeLessThan(1500)
+    expect((await task(h.db, id)).state).toBe('SUSPENDED')
+    await operate(engine, id, 'resume')
+    await waitForState(h.db, id, 'FINISHED')
   })
 
   it('a pause racing with many node completions never lets a node start after it', async () => {

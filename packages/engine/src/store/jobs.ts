@@ -57,6 +57,12 @@ function toClaimed(rows: JobRow[]): ClaimedJob[] {
     .sort((a, b) => a.id - b.id)
 }
 
+/** Node jobs while their task is RUNNING, timers also while it is SUSPENDED, callbacks always (two aliasings). */
+const CLAIMABLE = {
+  j: sql`(j.kind = 'callback' OR t.state = 'RUNNING' OR (j.kind = 'timer' AND t.state = 'SUSPENDED'))`,
+  w: sql`(w.kind = 'callback' OR wt.state = 'RUNNING' OR (w.kind = 'timer' AND wt.state = 'SUSPENDED'))`,
+}
+
 export async function claimJobs(
   db: Db,
   worker: string,
@@ -70,10 +76,14 @@ export async function claimJobs(
   // fill every slot while other tasks wait (its transactions run one at a time anyway: they all
   // take its task row). The worker claims again at once while claims find work, so a fork of slow
   // components still fills the worker. SQLite has one writer: nothing to spread.
+  // Only claimable jobs are ranked: a paused task's held node jobs must not take the places of its
+  // running nodes' timers (with PER_TASK_CLAIM held jobs ahead, a timer would wait for resume).
   const fair = pg
     ? sql`AND j.id IN (SELECT d.id FROM (
-              SELECT id, row_number() OVER (PARTITION BY task_id ORDER BY due_at, id) AS rn FROM jobs
-              WHERE due_at <= ${now} AND (lease_until IS NULL OR lease_until < ${now})) d
+              SELECT w.id, row_number() OVER (PARTITION BY w.task_id ORDER BY w.due_at, w.id) AS rn
+              FROM jobs w JOIN tasks wt ON wt.id = w.task_id
+              WHERE w.due_at <= ${now} AND (w.lease_until IS NULL OR w.lease_until < ${now})
+                AND ${CLAIMABLE.w}) d
             WHERE d.rn <= ${PER_TASK_CLAIM})`
     : empty
   const claim = (exec: Executor) =>
@@ -82,7 +92,7 @@ export async function claimJobs(
           WHERE id IN (
             SELECT j.id FROM jobs j JOIN tasks t ON t.id = j.task_id
             WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now}) ${fair}
-              AND (j.kind = 'callback' OR t.state = 'RUNNING' OR (j.kind = 'timer' AND t.state = 'SUSPENDED'))
+              AND ${CLAIMABLE.j}
             ORDER BY j.due_at, j.id
             LIMIT ${limit}
             ${lock})
