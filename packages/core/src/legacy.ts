@@ -139,6 +139,9 @@ export const GetTemplateListParamsSchema = z.object(common)
 
 export const GetTemplateInfoParamsSchema = z.object({ ...common, template_id: IdSchema })
 
+/** The building blocks of the schemas above, for other API families' schemas (schedules). */
+export const legacyFields = { required, count, flag, text, name, object, dateTime, common } as const
+
 export type OperateTaskParams = z.output<typeof OperateTaskParamsSchema>
 export type StartTaskParams = z.output<typeof StartTaskParamsSchema>
 export type CreateTaskParams = z.output<typeof CreateTaskParamsSchema>
