@@ -1,8 +1,25 @@
 export { CALLBACK_MAX_ATTEMPTS } from './callback'
 export { BUILTIN_COMPONENTS, createComponentRegistry, defineComponent } from './components'
+export {
+  checkCron,
+  isTimeZone,
+  latestDue,
+  localTimeZone,
+  nextDue,
+  nextDues,
+  utcOffsetIn,
+  wallClockStamp,
+} from './cron'
 export { createEngine } from './engine'
 export { loadComponentModules } from './load-components'
 export { LOOP_LIMIT } from './plan'
+export {
+  createScheduler,
+  FAULT_AFTER_TASK_CREATED,
+  type ScheduledStart,
+  type ScheduledStartResult,
+  type StartScheduledTask,
+} from './schedules'
 export type { Effect, OperationResult, Operator, TaskOperationRequest } from './protocol'
 export { writeOperateRecord } from './protocol'
 export { appendTaskEvent, insertEvents, type OperateRecordInput, type TaskVersion } from './store'

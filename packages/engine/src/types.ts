@@ -2,6 +2,7 @@ import type { Db, Executor } from '@stdops/db'
 import type { Logger } from 'pino'
 import type { z } from 'zod'
 import type { Effect, OperationResult, TaskOperationRequest } from './protocol'
+import type { StartScheduledTask } from './schedules'
 
 /** What a component's `execute` or `schedule` step comes back with. */
 export type ComponentResult<Out = Record<string, unknown>> =
@@ -69,6 +70,15 @@ export interface EngineDeps {
   callbackTimeoutMs?: number
   /** The clock (epoch ms). Default Date.now. */
   now?: () => number
+  /**
+   * Creates and starts a periodic or clocked task's task inside the firing's transaction (the API's
+   * createTask use case). Without it the worker fires no schedules.
+   */
+  startScheduledTask?: StartScheduledTask
+  /** IANA time zone of cron schedules and of periodic tasks' task names. Default: the process's (`TZ`). */
+  timeZone?: string
+  /** Tests only (a fault-injection hook): called at named points of a firing. Never set in production. */
+  fault?: (point: string) => void
 }
 
 export type WorkerMode = 'idle' | 'starting' | 'running' | 'draining' | 'stopped'
