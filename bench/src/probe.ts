@@ -174,6 +174,7 @@ export async function probe(
       utcOffsetMinutes: () => 0,
       authFailures: new RateLimiter(),
       now: Date.now,
+      timeZone: 'UTC',
     }
     const plain: Deps = { ...deps, db: raw }
     const creds = credentialsFrom(JSON.parse(id.header) as Record<string, unknown>)

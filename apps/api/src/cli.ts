@@ -1,7 +1,7 @@
 import { StdopsError } from '@stdops/core'
 import { Command, InvalidArgumentError } from 'commander'
 import { bootstrapDemo } from './bootstrap'
-import { createLogger, createRuntime, type Runtime } from './deps'
+import { createLogger, createRuntime, type Runtime, testHooksFromPreload } from './deps'
 import { readEnv } from './env'
 import { createServer } from './server'
 import * as admin from './services/admin'
@@ -44,7 +44,7 @@ const print = (line: string) => process.stdout.write(`${line}\n`)
 async function serve(opts: { api: boolean; worker: boolean }) {
   const env = readEnv()
   const logger = createLogger(env)
-  const rt = await createRuntime(env, logger)
+  const rt = await createRuntime(env, logger, testHooksFromPreload())
   const server = opts.api ? createServer(rt.deps) : null
   if (opts.api && env.STDOPS_DEMO === '1') {
     const banner = await bootstrapDemo(rt.deps, env.PORT)

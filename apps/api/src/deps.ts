@@ -1,10 +1,11 @@
 import { createDb, type MigratableDb, redactUrl, sql } from '@stdops/db'
-import { createEngine, loadComponentModules } from '@stdops/engine'
+import { createEngine, loadComponentModules, localTimeZone, utcOffsetIn } from '@stdops/engine'
 import pino, { type Logger } from 'pino'
 import { newSecret } from './crypto'
 import type { Env } from './env'
 import { type Deps, serverUtcOffset } from './services/deps'
 import { RateLimiter } from './services/rate-limit'
+import { startScheduledTask } from './services/schedules'
 
 export function createLogger(env: Pick<Env, 'LOG_LEVEL'>): Logger {
   return pino({
@@ -43,6 +44,28 @@ async function secretKeyFor(db: MigratableDb, env: Env): Promise<string> {
   return row!.value
 }
 
+/**
+ * What tests may change in a runtime: the clock, the schedules' time zone, a fault hook. Production
+ * passes none of these; child server processes get them only from `testHooksFromPreload`.
+ */
+export interface RuntimeTestHooks {
+  now?: () => number
+  timeZone?: string
+  fault?: (point: string) => void
+}
+
+const TEST_HOOKS = Symbol.for('stdops.testHooks')
+
+/**
+ * The hooks a test preload module (`node --import <test module>`) put on globalThis, else none. The
+ * server never sets them itself and no environment variable turns them on: only a process started
+ * with a test's own module can have them.
+ */
+export function testHooksFromPreload(): RuntimeTestHooks {
+  const hooks = (globalThis as Record<symbol, unknown>)[TEST_HOOKS]
+  return hooks && typeof hooks === 'object' ? (hooks as RuntimeTestHooks) : {}
+}
+
 export interface Runtime {
   deps: Deps
   db: MigratableDb
@@ -50,7 +73,11 @@ export interface Runtime {
 }
 
 /** env → database (migrated) → engine → the deps every use case takes. */
-export async function createRuntime(env: Env, logger: Logger = createLogger(env)): Promise<Runtime> {
+export async function createRuntime(
+  env: Env,
+  logger: Logger = createLogger(env),
+  hooks: RuntimeTestHooks = {},
+): Promise<Runtime> {
   const db = createDb(env.DATABASE_URL, { poolSize: env.STDOPS_DB_POOL_SIZE })
   const applied = await db.migrate()
   if (applied.length > 0)
@@ -62,12 +89,19 @@ export async function createRuntime(env: Env, logger: Logger = createLogger(env)
           .filter(Boolean),
       )
     : []
+  const now = hooks.now ?? Date.now
+  const timeZone = hooks.timeZone ?? localTimeZone()
   const engine = createEngine({
     db,
     logger: logger.child({ component: 'engine' }),
     components,
     concurrency: env.STDOPS_WORKER_CONCURRENCY,
     revokeGraceMs: env.STDOPS_REVOKE_GRACE_MS,
+    now,
+    timeZone,
+    // deps is assigned below, before any worker can start
+    startScheduledTask: (tx, s) => startScheduledTask(deps, tx, s),
+    ...(hooks.fault ? { fault: hooks.fault } : {}),
   })
   const deps: Deps = {
     db,
@@ -75,9 +109,10 @@ export async function createRuntime(env: Env, logger: Logger = createLogger(env)
     logger,
     secretKey: await secretKeyFor(db, env),
     publicUrl: (env.STDOPS_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
-    utcOffsetMinutes: serverUtcOffset,
+    utcOffsetMinutes: hooks.timeZone ? (at) => utcOffsetIn(timeZone, at) : serverUtcOffset,
     authFailures: new RateLimiter(),
-    now: Date.now,
+    now,
+    timeZone,
   }
   return {
     deps,

@@ -1,6 +1,6 @@
 import { createTestDatabaseUrl } from '@stdops/db/testing'
 import pino from 'pino'
-import { createRuntime, type Runtime } from '../src/deps'
+import { createRuntime, type Runtime, type RuntimeTestHooks } from '../src/deps'
 import { readEnv } from '../src/env'
 import { createServer, type Server } from '../src/server'
 import * as admin from '../src/services/admin'
@@ -20,7 +20,7 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { worker?: boolean; env?: Record<string, string> } = {},
+  opts: { worker?: boolean; env?: Record<string, string>; hooks?: RuntimeTestHooks } = {},
 ): Promise<Harness> {
   const { url: dbUrl, drop } = await createTestDatabaseUrl()
   const env = readEnv({
@@ -30,7 +30,11 @@ export async function startHarness(
     STDOPS_REVOKE_GRACE_MS: '2000',
     ...opts.env,
   })
-  const runtime = await createRuntime(env, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }))
+  const runtime = await createRuntime(
+    env,
+    pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    opts.hooks,
+  )
   const server = createServer(runtime.deps)
   const address = await server.start({ port: 0, host: '127.0.0.1' })
   if (opts.worker !== false) await runtime.deps.engine.startWorker()

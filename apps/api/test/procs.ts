@@ -19,6 +19,8 @@ import type { Identity } from './harness'
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const SERVER_BIN = join(REPO, 'apps/api/bin/stdops-server.mjs')
+/** The test-only preload that gives a server process an injected clock and fault points (see the file). */
+export const TEST_HOOKS = join(REPO, 'apps/api/test/support/test-hooks.mjs')
 
 /** One key for every process of a test file (and for the test's own admin calls). */
 export const TEST_SECRET_KEY = `reliability-${randomBytes(8).toString('hex')}`
@@ -93,11 +95,12 @@ export function serverEnv(dbUrl: string, extra: Record<string, string> = {}): Re
 export async function startProcess(
   command: ServerCommand,
   env: Record<string, string>,
-  opts: { name?: string; readyTimeoutMs?: number } = {},
+  opts: { name?: string; readyTimeoutMs?: number; testHooks?: boolean } = {},
 ): Promise<Child> {
   installExitHook()
   const args = command === 'serve' ? ['serve'] : command === 'api' ? ['serve', '--no-worker'] : ['worker']
-  const proc = spawn(process.execPath, [SERVER_BIN, ...args], {
+  const preload = opts.testHooks ? ['--import', TEST_HOOKS] : []
+  const proc = spawn(process.execPath, [...preload, SERVER_BIN, ...args], {
     cwd: REPO,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -17,6 +17,7 @@ import type { Deps } from '../services/deps'
 import { refOf as ref } from '../services/projects'
 import * as tasks from '../services/tasks'
 import * as templates from '../services/templates'
+import { SCHEDULE_APIS } from './schedules'
 
 /** What a legacy API returns on success: its `data`, and any keys that sit beside the envelope's six. */
 export interface ApiResult {
@@ -102,4 +103,5 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     params: GetTemplateInfoParamsSchema,
     run: async (d, c, p) => ({ data: await templates.getTemplate(d, c, ref(p), p.template_id) }),
   }),
+  ...SCHEDULE_APIS,
 }

@@ -16,6 +16,8 @@ export interface Deps {
   utcOffsetMinutes: (at: Date) => number
   authFailures: RateLimiter
   now: () => number
+  /** IANA time zone of cron schedules (the server's, from `TZ`). */
+  timeZone: string
 }
 
 export const serverUtcOffset = (at: Date) => -at.getTimezoneOffset()

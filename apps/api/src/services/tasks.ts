@@ -7,16 +7,19 @@ import {
   type TaskState,
   validatePipelineTree,
 } from '@stdops/core'
-import { join, type Sql, sql } from '@stdops/db'
-import { appendTaskEvent, writeOperateRecord } from '@stdops/engine'
+import { type Executor, join, type Sql, sql } from '@stdops/db'
+import { appendTaskEvent, type Effect, writeOperateRecord } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { type Action, authorize, type ProjectRef, resolveProject, resolveScope } from './projects'
 import { findTemplate } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
-/** Where an operation came from, as operate records name it: `api` for the ESB routes, `app` for tRPC and the CLI. */
-export type OperateSource = 'api' | 'app'
+/**
+ * Where an operation came from, as operate records name it: `api` for the ESB routes, `app` for tRPC
+ * and the CLI, `periodic` and `clocked` for the tasks schedules create and start.
+ */
+export type OperateSource = 'api' | 'app' | 'periodic' | 'clocked'
 
 export interface CreateTaskInput {
   template_id: number
@@ -57,6 +60,67 @@ function withOverrides(tree: Record<string, unknown>, overrides: Record<string, 
   return { ...tree, constants }
 }
 
+/**
+ * The tree a new task runs: `base` with the constant overrides applied, validated (components
+ * registered, constants resolvable). Throws ParamInvalidError naming what is wrong.
+ */
+export function prepareTaskTree(
+  deps: Deps,
+  base: Record<string, unknown>,
+  overrides: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  const tree = withOverrides(base, overrides)
+  const checked = validatePipelineTree(tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
+  if (!checked.ok) throw new ParamInvalidError(`invalid pipeline_tree: ${checked.message}`)
+  const resolved = resolveConstants(checked.tree.constants ?? {})
+  if (!resolved.ok) throw new ParamInvalidError(`invalid constants: ${resolved.message}`)
+  return tree
+}
+
+export interface NewTask {
+  projectId: number
+  templateId: number
+  name: string
+  description?: string | undefined
+  callbackUrl?: string | undefined
+  tree: Record<string, unknown>
+  /** Creator (and, when started, executor) of the task. */
+  operator: string
+  /** The operate records' source, and the task's create_method. */
+  source: OperateSource
+  start: boolean
+}
+
+/**
+ * Inserts a task whose tree prepareTaskTree accepted, with its `create` record and, when asked, its
+ * start (the engine's protocol: RUNNING, the start event run on), all inside `tx`. The caller runs
+ * `deps.engine.afterCommit(effects)` once `tx` has committed.
+ */
+export async function insertTask(
+  deps: Deps,
+  tx: Executor,
+  t: NewTask,
+): Promise<{ id: number; effects: Effect[] }> {
+  const now = deps.now()
+  const [row] = await tx.query<{ id: number }>(sql`INSERT INTO tasks
+    (project_id, template_id, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, create_method, created_at)
+    VALUES (${t.projectId}, ${t.templateId}, ${t.name}, ${t.description ?? ''}, ${t.operator}, ${''}, ${'CREATED'}, ${0}, ${0},
+            ${JSON.stringify(t.tree)}, ${JSON.stringify(t.tree.constants ?? {})}, ${'{}'}, ${t.callbackUrl ?? null}, ${t.source}, ${now})
+    RETURNING id`)
+  const id = Number(row!.id)
+  await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
+  const operator = { operator: t.operator, source: t.source, projectId: t.projectId }
+  await writeOperateRecord(tx, { ...operator, taskId: id, type: 'create', at: now })
+  if (!t.start) return { id, effects: [] }
+  const started = await deps.engine.operateTaskInTx(tx, {
+    ...operator,
+    taskId: id,
+    action: 'start',
+    seen: { state: 'CREATED', version: 0 },
+  })
+  return { id, effects: started.effects }
+}
+
 export async function createTask(
   deps: Deps,
   caller: Caller,
@@ -72,36 +136,22 @@ export async function createTask(
     ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)),
   )
   const base = input.pipeline_tree ?? (JSON.parse(template.pipelineTree) as Record<string, unknown>)
-  const tree = withOverrides(base, input.constants)
-  const checked = validatePipelineTree(tree, { hasComponent: (c: string) => deps.engine.components.has(c) })
-  if (!checked.ok) throw new ParamInvalidError(`invalid pipeline_tree: ${checked.message}`)
-  const resolved = resolveConstants(checked.tree.constants ?? {})
-  if (!resolved.ok) throw new ParamInvalidError(`invalid constants: ${resolved.message}`)
-
-  const now = deps.now()
-  const created = await deps.db.tx(async (tx) => {
-    const [row] = await tx.query<{ id: number }>(sql`INSERT INTO tasks
-      (project_id, template_id, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, created_at)
-      VALUES (${project.id}, ${template.id}, ${input.name}, ${input.description ?? ''}, ${caller.username}, ${''}, ${'CREATED'}, ${0}, ${0},
-              ${JSON.stringify(tree)}, ${JSON.stringify(tree.constants ?? {})}, ${'{}'}, ${input.callback_url ?? null}, ${now})
-      RETURNING id`)
-    const id = row!.id
-    await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
-    const operator = { operator: caller.username, source: opts.source, projectId: project.id }
-    await writeOperateRecord(tx, { ...operator, taskId: id, type: 'create', at: now })
-    const started = opts.start
-      ? await deps.engine.operateTaskInTx(tx, {
-          ...operator,
-          taskId: id,
-          action: 'start',
-          seen: { state: 'CREATED', version: 0 },
-        })
-      : null
-    return { id, started }
-  })
-  if (created.started) deps.engine.afterCommit(created.started.effects)
-  const taskId = created.id
-  return { task_id: taskId, task_url: taskUrl(deps, project.id, taskId), pipeline_tree: tree }
+  const tree = prepareTaskTree(deps, base, input.constants)
+  const created = await deps.db.tx((tx) =>
+    insertTask(deps, tx, {
+      projectId: project.id,
+      templateId: template.id,
+      name: input.name,
+      description: input.description,
+      callbackUrl: input.callback_url,
+      tree,
+      operator: caller.username,
+      source: opts.source,
+      start: opts.start ?? false,
+    }),
+  )
+  deps.engine.afterCommit(created.effects)
+  return { task_id: created.id, task_url: taskUrl(deps, project.id, created.id), pipeline_tree: tree }
 }
 
 export async function operateTask(
