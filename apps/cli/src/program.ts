@@ -1,6 +1,17 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { CommandContext } from './commands/context'
 import { login } from './commands/login'
+import {
+  clockedCreate,
+  clockedDelete,
+  clockedList,
+  periodicCreate,
+  periodicList,
+  periodicSetConstants,
+  periodicSetCron,
+  periodicSetEnabled,
+  periodicShow,
+} from './commands/schedules'
 import { taskCreate, taskList, taskOperate, taskRecords, taskStatus } from './commands/task'
 import { templateCreate, templateList, templateShow } from './commands/template'
 import { taskWatch } from './commands/watch'
@@ -165,6 +176,87 @@ Exit status: 0 ok, 1 failure (a refusal, a failed or revoked task), 2 usage or a
     .description('follow a task live until it ends: exit 0 FINISHED, 1 FAILED or REVOKED')
     .option('--json', 'print each event as one JSON line')
     .action(run((ctx, id: string, o: { json?: boolean }) => taskWatch(ctx, id, o)))
+
+  const periodic = program
+    .command('periodic')
+    .description('periodic tasks: a template run on a cron (server time zone), created disabled')
+  periodic
+    .command('list')
+    .description("list the project's periodic tasks")
+    .option('--json', 'print JSON')
+    .action(run((ctx, o: { json?: boolean }) => periodicList(ctx, o)))
+  periodic
+    .command('show <id>')
+    .description('show a periodic task: its cron, next due times and constants')
+    .option('--json', 'print JSON')
+    .action(run((ctx, id: string, o: { json?: boolean }) => periodicShow(ctx, id, o)))
+  periodic
+    .command('create')
+    .description('create a periodic task (disabled until `periodic enable`)')
+    .requiredOption('--template <id>', 'template id')
+    .requiredOption('--name <name>', 'name (each task is named <name>_<YYYYmmddHHMMSS>)')
+    .requiredOption('--cron <expr>', 'cron: "minute hour day_of_month month day_of_week", e.g. "*/5 * * * *"')
+    .option('--constant <key=value>', 'set a constant (repeatable); the key with or without ${}', collect, [])
+    .option('--json', 'print JSON')
+    .action(
+      run((ctx, o: { template: string; name: string; cron: string; constant: string[]; json?: boolean }) =>
+        periodicCreate(ctx, o),
+      ),
+    )
+  for (const [name, enabled] of [
+    ['enable', true],
+    ['disable', false],
+  ] as const) {
+    periodic
+      .command(`${name} <id>`)
+      .description(enabled ? 'start firing on the cron' : 'stop firing (tasks already created run on)')
+      .option('--json', 'print JSON')
+      .action(run((ctx, id: string, o: { json?: boolean }) => periodicSetEnabled(ctx, id, enabled, o)))
+  }
+  periodic
+    .command('set-cron <id> <cron>')
+    .description('change the cron ("minute hour day_of_month month day_of_week"); applies at once')
+    .option('--json', 'print JSON')
+    .action(run((ctx, id: string, cron: string, o: { json?: boolean }) => periodicSetCron(ctx, id, cron, o)))
+  periodic
+    .command('set-constants <id>')
+    .description('change constants of the tree every firing runs')
+    .option('--constant <key=value>', 'a constant to set (repeatable; at least one)', collect, [])
+    .option('--json', 'print JSON (every constant)')
+    .action(
+      run((ctx, id: string, o: { constant: string[]; json?: boolean }) => periodicSetConstants(ctx, id, o)),
+    )
+
+  const clocked = program
+    .command('clocked')
+    .description('clocked tasks: a template run once at a planned time')
+  clocked
+    .command('list')
+    .description("list the project's clocked tasks, newest first")
+    .addOption(
+      new Option('--state <state>', 'only in this state').choices(['not_started', 'started', 'failed']),
+    )
+    .option('--name <text>', 'name contains')
+    .option('--json', 'print JSON ({ list, count })')
+    .action(run((ctx, o: { state?: string; name?: string; json?: boolean }) => clockedList(ctx, o)))
+  clocked
+    .command('create')
+    .description('create a task that is created and started once, at --at')
+    .requiredOption('--template <id>', 'template id')
+    .requiredOption('--name <name>', 'the task’s name')
+    .requiredOption('--at <time>', '"YYYY-MM-DD HH:MM:SS", with a UTC offset (+0800) or in the server’s zone')
+    .option('--constant <key=value>', 'set a constant (repeatable)', collect, [])
+    .option('--json', 'print JSON')
+    .action(
+      run((ctx, o: { template: string; name: string; at: string; constant: string[]; json?: boolean }) =>
+        clockedCreate(ctx, o),
+      ),
+    )
+  clocked
+    .command('delete <id>')
+    .description('delete a clocked task (one that already fired keeps its task)')
+    .option('--json', 'print JSON')
+    .action(run((ctx, id: string, o: { json?: boolean }) => clockedDelete(ctx, id, o)))
 
   return program
 }
