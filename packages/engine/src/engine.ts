@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import pino from 'pino'
 import { createComponentRegistry } from './components'
+import { localTimeZone } from './cron'
 import { createProtocol, type Effect } from './protocol'
+import { createScheduler } from './schedules'
 import { countRunningNodes, GraphCache } from './store'
 import type { TransitionEnv } from './transitions'
 import type { Engine, EngineDeps } from './types'
@@ -35,6 +37,7 @@ export function createEngine(deps: EngineDeps): Engine {
     callbackRetryMs: deps.callbackRetryMs ?? 1000,
     callbackTimeoutMs: deps.callbackTimeoutMs ?? 10_000,
     now,
+    fireDueSchedules: () => scheduler?.fireDue() ?? Promise.resolve(0),
   })
 
   /** After an operation committed: wake workers here and elsewhere; abort what a revoke stopped. */
@@ -55,6 +58,20 @@ export function createEngine(deps: EngineDeps): Engine {
   }
 
   const protocol = createProtocol({ db, env, now, afterCommit })
+
+  // Periodic and clocked tasks: fired by the worker's loop through the API's hook (none without it).
+  const scheduler = deps.startScheduledTask
+    ? createScheduler({
+        db,
+        worker: env.workerId,
+        timeZone: deps.timeZone ?? localTimeZone(),
+        now,
+        logger,
+        start: deps.startScheduledTask,
+        afterCommit,
+        fault: deps.fault,
+      })
+    : null
 
   return {
     components: env.registry,

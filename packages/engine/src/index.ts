@@ -13,6 +13,8 @@ export {
 export { createEngine } from './engine'
 export { loadComponentModules } from './load-components'
 export { LOOP_LIMIT } from './plan'
+export type { Effect, OperationResult, Operator, TaskOperationRequest } from './protocol'
+export { writeOperateRecord } from './protocol'
 export {
   createScheduler,
   FAULT_AFTER_TASK_CREATED,
@@ -20,8 +22,6 @@ export {
   type ScheduledStartResult,
   type StartScheduledTask,
 } from './schedules'
-export type { Effect, OperationResult, Operator, TaskOperationRequest } from './protocol'
-export { writeOperateRecord } from './protocol'
 export { appendTaskEvent, insertEvents, type OperateRecordInput, type TaskVersion } from './store'
 export type {
   ComponentContext,

@@ -8,10 +8,20 @@
  * it does: a process that dies in between leaves the schedule due, and the next claim fires it,
  * once.
  */
-import { type CronSpec, PipelineTreeSchema } from '@stdops/core'
-import { type Db, type Executor, empty, sql } from '@stdops/db'
+import { PipelineTreeSchema } from '@stdops/core'
+import type { Db, Executor } from '@stdops/db'
 import type { Logger } from 'pino'
 import { latestDue, nextDue, wallClockStamp } from './cron'
+import type { Effect } from './protocol'
+import {
+  advancePeriodic,
+  anyScheduleDue,
+  insertFiring,
+  lockDueClocked,
+  lockDuePeriodic,
+  recordClockedFiring,
+  recordFiring,
+} from './store'
 
 export interface ScheduledStart {
   kind: 'periodic' | 'clocked'
@@ -46,8 +56,8 @@ export interface SchedulerDeps {
   now: () => number
   logger: Logger
   start: StartScheduledTask
-  /** After a firing's transaction committed with a started task. */
-  onStarted: (taskId: number) => void
+  /** The engine's afterCommit: a firing that started a task wakes the workers for it. */
+  afterCommit: (effects: readonly Effect[]) => void
   fault?: ((point: string) => void) | undefined
 }
 
@@ -56,166 +66,100 @@ const PER_PASS = 20
 /** After an unexpected error, schedules are left alone this long (the error is logged once per pass). */
 const ERROR_PAUSE_MS = 5000
 
-interface PeriodicRow {
-  id: number
-  project_id: number
-  template_id: number
-  name: string
-  creator: string
-  cron_minute: string
-  cron_hour: string
-  cron_day_of_week: string
-  cron_day_of_month: string
-  cron_month_of_year: string
-  pipeline_tree: string
-  next_run_at: number | string
-}
+type Outcome = { taskId: number | null; error: string | null }
+const outcomeOf = (r: ScheduledStartResult): Outcome =>
+  'taskId' in r ? { taskId: r.taskId, error: null } : { taskId: null, error: r.error }
 
-interface ClockedRow {
-  id: number
-  project_id: number
-  template_id: number
-  task_name: string
-  creator: string
-  task_parameters: string
-  plan_start_at: number | string
-}
-
-const cronOfRow = (r: PeriodicRow): CronSpec => ({
-  minute: r.cron_minute,
-  hour: r.cron_hour,
-  day_of_week: r.cron_day_of_week,
-  day_of_month: r.cron_day_of_month,
-  month_of_year: r.cron_month_of_year,
-})
-
-type Fired = { taskId: number | null } | null
-
-export function createScheduler(deps: SchedulerDeps) {
-  const { db, worker, timeZone, logger } = deps
-  const lock = db.provider === 'postgresql' ? sql`FOR UPDATE SKIP LOCKED` : empty
-  let pausedUntil = 0
-
-  const outcome = (r: ScheduledStartResult) =>
-    'taskId' in r ? { taskId: r.taskId, error: null } : { taskId: null, error: r.error }
-
-  /** One periodic firing in `tx`, or null when no periodic task is due. */
-  const firePeriodic = async (tx: Executor, at: number): Promise<Fired> => {
-    const [row] = await tx.query<PeriodicRow>(
-      sql`SELECT id, project_id, template_id, name, creator, cron_minute, cron_hour, cron_day_of_week,
-                 cron_day_of_month, cron_month_of_year, pipeline_tree, next_run_at
-          FROM periodic_tasks WHERE enabled = ${true} AND next_run_at <= ${at}
-          ORDER BY next_run_at, id LIMIT 1 ${lock}`,
-    )
-    if (!row) return null
-    const spec = cronOfRow(row)
-    const scheduled = Number(row.next_run_at)
-    // After downtime several due times may have passed: fire once, for the latest of them.
-    const latest = latestDue(spec, timeZone, at)
-    const due = latest !== null && latest >= scheduled ? latest : scheduled
-    const next = nextDue(spec, timeZone, at)
-    const [firing] = await tx.query<{ id: number }>(
-      sql`INSERT INTO periodic_firings (periodic_task_id, due_at, worker, created_at)
-          VALUES (${row.id}, ${due}, ${worker}, ${at})
-          ON CONFLICT (periodic_task_id, due_at) DO NOTHING RETURNING id`,
-    )
-    let result: { taskId: number | null; error: string | null } = { taskId: null, error: null }
-    if (firing) {
-      result = outcome(
-        await deps.start(tx, {
-          kind: 'periodic',
-          scheduleId: row.id,
-          projectId: row.project_id,
-          templateId: row.template_id,
-          taskName: `${row.name}_${wallClockStamp(due, timeZone)}`,
-          creator: row.creator,
-          pipelineTree: PipelineTreeSchema.parse(JSON.parse(row.pipeline_tree)) as Record<string, unknown>,
-          constants: {},
-          dueAt: due,
-        }),
-      )
-      if (result.taskId !== null) deps.fault?.(FAULT_AFTER_TASK_CREATED)
-      await tx.execute(
-        sql`UPDATE periodic_firings SET task_id = ${result.taskId}, error = ${result.error} WHERE id = ${firing.id}`,
-      )
-    }
-    const ran = result.taskId !== null
-    await tx.execute(
-      sql`UPDATE periodic_tasks SET next_run_at = ${next},
-            last_run_at = CASE WHEN ${ran} THEN ${at} ELSE last_run_at END,
-            total_run_count = total_run_count + ${ran ? 1 : 0}
-          WHERE id = ${row.id}`,
-    )
-    if (result.error !== null)
-      logger.warn(
-        { periodicTaskId: row.id, dueAt: due, error: result.error },
-        'periodic firing created no task',
-      )
-    return { taskId: result.taskId }
-  }
-
-  /** One clocked task fired in `tx`, or null when none is due. */
-  const fireClocked = async (tx: Executor, at: number): Promise<Fired> => {
-    const [row] = await tx.query<ClockedRow>(
-      sql`SELECT id, project_id, template_id, task_name, creator, task_parameters, plan_start_at
-          FROM clocked_tasks WHERE state = 'not_started' AND plan_start_at <= ${at}
-          ORDER BY plan_start_at, id LIMIT 1 ${lock}`,
-    )
-    if (!row) return null
-    const params = JSON.parse(row.task_parameters) as { constants?: Record<string, unknown> }
-    const result = outcome(
+/**
+ * One periodic firing inside `tx`, or null when no periodic task is due at `at`. After downtime
+ * several due times may have passed: it fires once, for the latest of them, and the schedule
+ * moves on to the first due time after `at`.
+ */
+export async function firePeriodic(deps: SchedulerDeps, tx: Executor, at: number): Promise<Outcome | null> {
+  const p = await lockDuePeriodic(tx, at)
+  if (!p) return null
+  const latest = latestDue(p.cron, deps.timeZone, at)
+  const due = latest !== null && latest >= p.nextRunAt ? latest : p.nextRunAt
+  const firingId = await insertFiring(tx, { periodicTaskId: p.id, dueAt: due, worker: deps.worker, at })
+  let outcome: Outcome = { taskId: null, error: null }
+  if (firingId !== null) {
+    outcome = outcomeOf(
       await deps.start(tx, {
-        kind: 'clocked',
-        scheduleId: row.id,
-        projectId: row.project_id,
-        templateId: row.template_id,
-        taskName: row.task_name,
-        creator: row.creator,
-        pipelineTree: null,
-        constants: params.constants ?? {},
-        dueAt: Number(row.plan_start_at),
+        kind: 'periodic',
+        scheduleId: p.id,
+        projectId: p.projectId,
+        templateId: p.templateId,
+        taskName: `${p.name}_${wallClockStamp(due, deps.timeZone)}`,
+        creator: p.creator,
+        pipelineTree: PipelineTreeSchema.parse(JSON.parse(p.pipelineTree)) as Record<string, unknown>,
+        constants: {},
+        dueAt: due,
       }),
     )
-    if (result.taskId !== null) deps.fault?.(FAULT_AFTER_TASK_CREATED)
-    await tx.execute(
-      sql`UPDATE clocked_tasks SET state = ${result.taskId !== null ? 'started' : 'failed'}, task_id = ${result.taskId},
-            error = ${result.error}, fired_at = ${at}, worker = ${worker}
-          WHERE id = ${row.id} AND state = 'not_started'`,
-    )
-    if (result.error !== null)
-      logger.warn({ clockedTaskId: row.id, error: result.error }, 'clocked task created no task')
-    return { taskId: result.taskId }
+    if (outcome.taskId !== null) deps.fault?.(FAULT_AFTER_TASK_CREATED)
+    await recordFiring(tx, firingId, outcome)
   }
-
-  /** True when a schedule is due: one cheap read, so that an idle worker opens no write transaction. */
-  const anyDue = async (at: number) => {
-    const [row] = await db.query<{ p: number | string | null; c: number | string | null }>(
-      sql`SELECT (SELECT MIN(next_run_at) FROM periodic_tasks WHERE enabled = ${true}) AS p,
-                 (SELECT MIN(plan_start_at) FROM clocked_tasks WHERE state = 'not_started') AS c`,
+  await advancePeriodic(tx, {
+    id: p.id,
+    nextRunAt: nextDue(p.cron, deps.timeZone, at),
+    ranAt: outcome.taskId !== null ? at : null,
+  })
+  if (outcome.error !== null)
+    deps.logger.warn(
+      { periodicTaskId: p.id, dueAt: due, error: outcome.error },
+      'periodic firing created no task',
     )
-    const due = (v: number | string | null | undefined) => v !== null && v !== undefined && Number(v) <= at
-    return due(row?.p) || due(row?.c)
-  }
+  return outcome
+}
 
-  /** Fires what is due now, up to PER_PASS firings; returns how many tasks it started. */
+/** One clocked task fired inside `tx`, or null when none is due at `at`. */
+export async function fireClocked(deps: SchedulerDeps, tx: Executor, at: number): Promise<Outcome | null> {
+  const c = await lockDueClocked(tx, at)
+  if (!c) return null
+  const params = JSON.parse(c.taskParameters) as { constants?: Record<string, unknown> }
+  const outcome = outcomeOf(
+    await deps.start(tx, {
+      kind: 'clocked',
+      scheduleId: c.id,
+      projectId: c.projectId,
+      templateId: c.templateId,
+      taskName: c.taskName,
+      creator: c.creator,
+      pipelineTree: null,
+      constants: params.constants ?? {},
+      dueAt: c.planStartAt,
+    }),
+  )
+  if (outcome.taskId !== null) deps.fault?.(FAULT_AFTER_TASK_CREATED)
+  await recordClockedFiring(tx, { id: c.id, ...outcome, worker: deps.worker, at })
+  if (outcome.error !== null)
+    deps.logger.warn({ clockedTaskId: c.id, error: outcome.error }, 'clocked task created no task')
+  return outcome
+}
+
+/** What the worker calls on every pass of its loop. */
+export function createScheduler(deps: SchedulerDeps) {
+  let pausedUntil = 0
+
+  /** Fires what is due now, up to PER_PASS firings of each kind, each in its own transaction; returns how many tasks it started. */
   const fireDue = async (): Promise<number> => {
     if (deps.now() < pausedUntil) return 0
     let started = 0
     try {
-      if (!(await anyDue(deps.now()))) return 0
+      if (!(await anyScheduleDue(deps.db, deps.now()))) return 0
       for (const fire of [firePeriodic, fireClocked]) {
         for (let i = 0; i < PER_PASS; i++) {
-          const fired = await db.tx((tx) => fire(tx, deps.now()))
-          if (!fired) break
-          if (fired.taskId !== null) {
+          const outcome = await deps.db.tx((tx) => fire(deps, tx, deps.now()))
+          if (!outcome) break
+          if (outcome.taskId !== null) {
             started += 1
-            deps.onStarted(fired.taskId)
+            deps.afterCommit([{ kind: 'wake', taskId: outcome.taskId }])
           }
         }
       }
     } catch (err) {
       pausedUntil = deps.now() + ERROR_PAUSE_MS
-      logger.error({ err }, 'firing schedules failed; trying again in a few seconds')
+      deps.logger.error({ err }, 'firing schedules failed; trying again in a few seconds')
     }
     return started
   }

@@ -47,6 +47,8 @@ export interface WorkerOptions {
   callbackRetryMs: number
   callbackTimeoutMs: number
   now: () => number
+  /** Fires the periodic and clocked tasks that are due (schedules.ts); called on every pass of the loop. */
+  fireDueSchedules?: (() => Promise<unknown>) | undefined
 }
 
 export interface Worker {
@@ -364,6 +366,8 @@ export function createWorker(o: WorkerOptions): Worker {
 
   const loop = async () => {
     while (mode === 'running') {
+      // Due schedules are due work like jobs: claimed here, not by a loop of their own.
+      if (o.fireDueSchedules) await o.fireDueSchedules()
       const free = concurrency - inFlight.size
       let claimed = 0
       if (free > 0) {

@@ -5,4 +5,5 @@
 export * from './events'
 export * from './jobs'
 export * from './nodes'
+export * from './schedules'
 export * from './tasks'
