@@ -63,6 +63,11 @@ export interface SchedulerDeps {
 
 /** At most this many firings per pass, so that one pass never holds the worker loop for long. */
 const PER_PASS = 20
+/**
+ * A busy worker loops once per claim: it looks for due schedules at most this often (real time),
+ * so that a stream of claims does not pay a schedule read each. An idle worker loops every poll.
+ */
+const CHECK_EVERY_MS = 100
 /** After an unexpected error, schedules are left alone this long (the error is logged once per pass). */
 const ERROR_PAUSE_MS = 5000
 
@@ -140,10 +145,14 @@ export async function fireClocked(deps: SchedulerDeps, tx: Executor, at: number)
 /** What the worker calls on every pass of its loop. */
 export function createScheduler(deps: SchedulerDeps) {
   let pausedUntil = 0
+  let checkedAt = Number.NEGATIVE_INFINITY
 
   /** Fires what is due now, up to PER_PASS firings of each kind, each in its own transaction; returns how many tasks it started. */
   const fireDue = async (): Promise<number> => {
     if (deps.now() < pausedUntil) return 0
+    const real = performance.now()
+    if (real - checkedAt < CHECK_EVERY_MS) return 0
+    checkedAt = real
     let started = 0
     try {
       if (!(await anyScheduleDue(deps.db, deps.now()))) return 0
