@@ -66,7 +66,7 @@ async function createEnabled(c: LegacyClient, templateId: number, name: string, 
 
 const utc = (s: string) => Date.parse(s)
 
-describe('daylight saving (Europe/Berlin), as croner documents and does', () => {
+describe('daylight saving (Europe/Berlin), as croner documents it (Vixie cron’s rules)', () => {
   it('spring forward: a time inside the skipped hour fires at the first minute after it (03:00), once; the next day at 02:30 again', async () => {
     const w = await world({ timeZone: 'Europe/Berlin' })
     w.clock.at = utc('2026-03-28T12:00:00Z')
@@ -79,6 +79,25 @@ describe('daylight saving (Europe/Berlin), as croner documents and does', () => 
     expect(f.map((x) => [new Date(x.due_at).toISOString(), x.name])).toEqual([
       ['2026-03-29T01:00:00.000Z', 'nightly_20260329030000'],
       ['2026-03-30T00:30:00.000Z', 'nightly_20260330023000'],
+    ])
+  })
+
+  it('spring forward: an interval cron skips the times that do not exist (02:00, 02:30) and goes on at 03:00', async () => {
+    const w = await world({ timeZone: 'Europe/Berlin' })
+    w.clock.at = utc('2026-03-29T00:10:00Z')
+    const id = await createEnabled(w.c, w.templateId, 'half', '*/30 * * * *')
+    for (const [at, n] of [
+      ['2026-03-29T00:30:01Z', 1], // 01:30 CET
+      ['2026-03-29T01:00:01Z', 2], // 03:00 CEST: one hour later in real time, 02:00 and 02:30 never were
+      ['2026-03-29T01:30:01Z', 3], // 03:30 CEST
+    ] as const) {
+      await stepTo(w, id, utc(at), n)
+    }
+    const f = await firings(w.h, id)
+    expect(f.map((x) => [new Date(x.due_at).toISOString(), x.name])).toEqual([
+      ['2026-03-29T00:30:00.000Z', 'half_20260329013000'],
+      ['2026-03-29T01:00:00.000Z', 'half_20260329030000'],
+      ['2026-03-29T01:30:00.000Z', 'half_20260329033000'],
     ])
   })
 
