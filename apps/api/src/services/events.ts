@@ -4,6 +4,7 @@ import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type ProjectRef, resolveScope } from './projects'
 import { formatTime } from './time'
+import { openWaker, TASK_EVENTS_CHANNEL } from './wake'
 
 /**
  * The task event stream: every state change of a task and its nodes, read back from the
@@ -24,7 +25,7 @@ import { formatTime } from './time'
  * `gapWaitMs`.
  */
 
-export const TASK_EVENTS_CHANNEL = 'stdops_task_events'
+export { TASK_EVENTS_CHANNEL }
 
 /** The task states after which nothing more happens: their event (with what commits alongside) ends a stream. */
 export const FINAL_TASK_STATES: readonly string[] = ['FINISHED', 'REVOKED']
@@ -139,25 +140,7 @@ export async function* followTaskEvents(
   const gapWaitMs = opts.gapWaitMs ?? 5_000
   const end = await finalSeq(deps, taskId)
 
-  let wake: (() => void) | null = null
-  const poke = () => wake?.()
-  let unlisten: (() => Promise<void>) | null = null
-  try {
-    unlisten = await deps.db.listen(TASK_EVENTS_CHANNEL, poke)
-  } catch (err) {
-    deps.logger.warn({ err, taskId }, 'task events: LISTEN failed, following by polling alone')
-  }
-  signal?.addEventListener('abort', poke)
-  const sleep = () =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, pollMs)
-      function done() {
-        clearTimeout(timer)
-        wake = null
-        resolve()
-      }
-      wake = done
-    })
+  const waker = await openWaker(deps, signal, pollMs, { taskId })
 
   try {
     let last = afterSeq
@@ -189,11 +172,9 @@ export async function* followTaskEvents(
       if (ending && drained) return
       // More is waiting (a full batch): read again at once.
       if (progressed && !drained) continue
-      await sleep()
+      await waker.sleep()
     }
   } finally {
-    signal?.removeEventListener('abort', poke)
-    wake = null
-    await unlisten?.().catch(() => {})
+    await waker.close()
   }
 }
