@@ -1,3 +1,4 @@
+import fastifyCookie from '@fastify/cookie'
 import { LegacyCode } from '@stdops/core'
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
@@ -67,6 +68,9 @@ export function createServer(deps: Deps): Server {
     })
     registerLegacyRoutes(legacy, deps)
   })
+
+  // Parses the console's bk_token cookie for tRPC's context; sets it on sign-in.
+  app.register(fastifyCookie)
 
   app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',

@@ -1,5 +1,6 @@
 import { ParamInvalidError } from '@stdops/core'
 import { hashSecret, newSecret } from '../crypto'
+import { CONSOLE_APP } from './auth'
 import type { Deps } from './deps'
 import { ROLES, type Role } from './projects'
 
@@ -18,6 +19,8 @@ export async function addApp(
     throw new ParamInvalidError(
       `app code must be 1-64 characters of letters, digits, _ and -, got ${JSON.stringify(code)}`,
     )
+  if (code === CONSOLE_APP.code)
+    throw new ParamInvalidError(`${code} is the built-in console app: it has no secret and cannot be added`)
   if (opts.secret !== undefined && opts.secret.length < 16)
     throw new ParamInvalidError('--secret must be at least 16 characters')
   const existing = await deps.db.prisma.app.findUnique({ where: { code } })

@@ -1,4 +1,4 @@
-import { AuthenticationError, RateLimitedError } from '@stdops/core'
+import { AuthenticationError, LegacyCode, RateLimitedError, StdopsError } from '@stdops/core'
 import { sql } from '@stdops/db'
 import { hashSecret, sameDigest } from '../crypto'
 import type { Deps } from './deps'
@@ -9,7 +9,37 @@ export interface Credentials {
   appSecret?: string | undefined
   token?: string | undefined
   username?: string | undefined
+  /**
+   * The `bk_token` cookie of a console session, read only when the request names no app. Such a
+   * request authenticates as the built-in console app and the token's user.
+   */
+  consoleToken?: string | undefined
 }
+
+/**
+ * The built-in app of the web console. It has no row and no secret: nothing outside the server
+ * can present it. A request authenticates as it only through the `bk_token` cookie, and then gets
+ * exactly the roles of the cookie's user (it is never trusted).
+ */
+export const CONSOLE_APP = { id: 0, code: 'stdops-console', trusted: false } as const
+
+/** A console mutation without the header a cross-site form or a plain link cannot send. */
+export class CrossSiteRequestError extends StdopsError {
+  constructor() {
+    super(
+      `cross-site request refused: a console request that changes something needs the ${CSRF_HEADER} header`,
+      LegacyCode.ESB_COMMON,
+      403,
+    )
+  }
+}
+
+/**
+ * The custom header the console sends with every request. A cross-site form cannot set a header,
+ * and a cross-site script cannot send one without a CORS preflight, which this server never
+ * grants: its presence proves the request came from the console's own pages.
+ */
+export const CSRF_HEADER = 'x-stdops-csrf'
 
 export interface Caller {
   app: { id: number; code: string; trusted: boolean }
@@ -36,12 +66,14 @@ export function credentialsFrom(source: Record<string, unknown>): Credentials {
  */
 export async function authenticate(deps: Deps, creds: Credentials, clientIp: string): Promise<Caller> {
   const fail = (message: string): never => {
-    if (deps.authFailures.fail(`${creds.appCode ?? ''}\u0000${clientIp}`, deps.now())) {
+    const app = creds.appCode ?? (creds.consoleToken !== undefined ? CONSOLE_APP.code : '')
+    if (deps.authFailures.fail(`${app}\u0000${clientIp}`, deps.now())) {
       throw new RateLimitedError('too many failed authentications for this app and address; try again later')
     }
     throw new AuthenticationError(message)
   }
   const { appCode, appSecret, token, username } = creds
+  if (!appCode && creds.consoleToken !== undefined) return authenticateConsole(deps, creds.consoleToken, fail)
   if (!appCode) return fail('APP Code [bk_app_code] cannot be empty')
   if (!appSecret) return fail('APP Secret [bk_app_secret] cannot be empty')
   // PostgreSQL refuses NUL in text: such a code names no app (nor does such a username a user, below)
@@ -99,4 +131,32 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
   return fail(
     'User authentication failed, please provide a valid user identity, such as bk_token, bk_username',
   )
+}
+
+/** The console's cookie: the built-in app plus the user whose live token it holds. */
+async function authenticateConsole(
+  deps: Deps,
+  token: string,
+  fail: (message: string) => never,
+): Promise<Caller> {
+  const [row] = await deps.db.query<{
+    token_hash: string
+    user_id: number
+    username: string
+    expires_at: number | null
+    revoked_at: number | null
+  }>(
+    sql`SELECT t.token_hash, t.user_id, u.username, t.expires_at, t.revoked_at
+        FROM tokens t JOIN users u ON u.id = t.user_id
+        WHERE t.token_hash = ${hashSecret(deps.secretKey, token)}`,
+  )
+  if (
+    !row ||
+    !sameDigest(hashSecret(deps.secretKey, token), row.token_hash) ||
+    row.revoked_at !== null ||
+    (row.expires_at !== null && Number(row.expires_at) <= deps.now())
+  ) {
+    return fail('User authentication failed, please check if the bk_token is valid')
+  }
+  return { app: { ...CONSOLE_APP }, username: row.username, userId: Number(row.user_id) }
 }

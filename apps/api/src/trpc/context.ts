@@ -1,11 +1,17 @@
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify'
-import { type Credentials, credentialsFrom } from '../services/auth'
+import type { FastifyReply } from 'fastify'
+import { type Credentials, CSRF_HEADER, credentialsFrom } from '../services/auth'
 import type { Deps } from '../services/deps'
+import { SESSION_COOKIE } from '../services/session'
 
 export interface Context {
   deps: Deps
   credentials: Credentials
   clientIp: string
+  /** The request carries the console's anti-CSRF header (see CSRF_HEADER). */
+  csrfHeader: boolean
+  /** For the session procedures, which set and clear the console's cookie. */
+  reply: FastifyReply
 }
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
@@ -36,10 +42,23 @@ export function credentialsFromHeaders(headers: Record<string, string | string[]
   })
 }
 
+/**
+ * Header credentials when the request names an app; otherwise the console's `bk_token` cookie,
+ * if any (parsed by @fastify/cookie).
+ */
+export function credentialsFromRequest(req: CreateFastifyContextOptions['req']): Credentials {
+  const fromHeaders = credentialsFromHeaders(req.headers)
+  if (fromHeaders.appCode !== undefined) return fromHeaders
+  const cookie = req.cookies?.[SESSION_COOKIE]
+  return cookie ? { consoleToken: cookie } : fromHeaders
+}
+
 export function createContextFactory(deps: Deps) {
-  return ({ req }: CreateFastifyContextOptions): Context => ({
+  return ({ req, res }: CreateFastifyContextOptions): Context => ({
     deps,
-    credentials: credentialsFromHeaders(req.headers),
+    credentials: credentialsFromRequest(req),
     clientIp: req.ip,
+    csrfHeader: header(req.headers[CSRF_HEADER]) !== undefined,
+    reply: res,
   })
 }

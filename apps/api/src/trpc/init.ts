@@ -1,7 +1,7 @@
 import { formatZodError, LegacyCode, StdopsError } from '@stdops/core'
 import { initTRPC, TRPCError } from '@trpc/server'
 import { ZodError } from 'zod'
-import { authenticate } from '../services/auth'
+import { authenticate, CrossSiteRequestError } from '../services/auth'
 import type { Context } from './context'
 
 type TrpcCode = ConstructorParameters<typeof TRPCError>[0]['code']
@@ -52,7 +52,7 @@ const mapErrors = t.middleware(async ({ next }) => {
   if (!result.ok && result.error.cause instanceof StdopsError) {
     const cause = result.error.cause
     throw new TRPCError({
-      code: CODE_BY_LEGACY[cause.code] ?? 'INTERNAL_SERVER_ERROR',
+      code: cause.httpStatus === 403 ? 'FORBIDDEN' : (CODE_BY_LEGACY[cause.code] ?? 'INTERNAL_SERVER_ERROR'),
       message: cause.message,
       cause,
     })
@@ -63,8 +63,23 @@ const mapErrors = t.middleware(async ({ next }) => {
 export const router = t.router
 export const publicProcedure = t.procedure.use(mapErrors)
 
-/** Authenticated exactly as the legacy API authenticates; `ctx.caller` is the app and user. */
-export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+/**
+ * Mutations that a browser sends by itself with the console's cookie (sign-in, sign-out, and
+ * anything authenticated by the cookie) must carry the anti-CSRF header; app credentials, which a
+ * browser never attaches on its own, need none.
+ */
+export const consoleProcedure = publicProcedure.use(({ ctx, type, next }) => {
+  if (type === 'mutation' && !ctx.csrfHeader) throw new CrossSiteRequestError()
+  return next()
+})
+
+/**
+ * Authenticated exactly as the legacy API authenticates (or, with no app named, by the console's
+ * cookie); `ctx.caller` is the app and user.
+ */
+export const authedProcedure = publicProcedure.use(async ({ ctx, type, next }) => {
+  const byCookie = ctx.credentials.appCode === undefined && ctx.credentials.consoleToken !== undefined
+  if (byCookie && type === 'mutation' && !ctx.csrfHeader) throw new CrossSiteRequestError()
   const caller = await authenticate(ctx.deps, ctx.credentials, ctx.clientIp)
   return next({ ctx: { ...ctx, caller } })
 })

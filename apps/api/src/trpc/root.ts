@@ -1,5 +1,6 @@
 import { router } from './init'
 import { clockedRouter, periodicRouter } from './routers/schedules'
+import { sessionRouter } from './routers/session'
 import { taskRouter } from './routers/task'
 import { templateRouter } from './routers/template'
 
@@ -8,6 +9,7 @@ export const appRouter = router({
   template: templateRouter,
   periodic: periodicRouter,
   clocked: clockedRouter,
+  session: sessionRouter,
 })
 
 export type AppRouter = typeof appRouter
