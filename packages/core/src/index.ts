@@ -1,3 +1,4 @@
+export * from './console'
 export * from './constants'
 export * from './errors'
 export * from './expr'

@@ -1,4 +1,5 @@
 import { router } from './init'
+import { consoleRouter } from './routers/console'
 import { clockedRouter, periodicRouter } from './routers/schedules'
 import { sessionRouter } from './routers/session'
 import { taskRouter } from './routers/task'
@@ -10,6 +11,7 @@ export const appRouter = router({
   periodic: periodicRouter,
   clocked: clockedRouter,
   session: sessionRouter,
+  console: consoleRouter,
 })
 
 export type AppRouter = typeof appRouter

@@ -11,6 +11,7 @@ import { refOf as ref } from '../../services/projects'
 import * as tasks from '../../services/tasks'
 import { authedProcedure, router } from '../init'
 import { taskEventsProcedure } from './events'
+import { taskListProcedures } from './task-lists'
 
 export const taskRouter = router({
   create: authedProcedure
@@ -41,4 +42,5 @@ export const taskRouter = router({
       tasks.operateRecords(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id),
     ),
   events: taskEventsProcedure,
+  ...taskListProcedures,
 })
