@@ -1,6 +1,7 @@
 import { StdopsError } from '@stdops/core'
 import { Command, InvalidArgumentError } from 'commander'
 import { bootstrapDemo } from './bootstrap'
+import { DEFAULT_CONSOLE_DIR } from './console'
 import { createLogger, createRuntime, type Runtime, testHooksFromPreload } from './deps'
 import { readEnv } from './env'
 import { createServer } from './server'
@@ -45,15 +46,17 @@ async function serve(opts: { api: boolean; worker: boolean }) {
   const env = readEnv()
   const logger = createLogger(env)
   const rt = await createRuntime(env, logger, testHooksFromPreload())
-  const server = opts.api ? createServer(rt.deps) : null
+  const consoleDir = env.STDOPS_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR
+  const server = opts.api ? createServer(rt.deps, { consoleDir }) : null
+  const consoleUrl = `${env.STDOPS_PUBLIC_URL?.replace(/\/$/, '') ?? `http://127.0.0.1:${env.PORT}`}/`
   if (opts.api && env.STDOPS_DEMO === '1') {
-    const banner = await bootstrapDemo(rt.deps, env.PORT)
+    const banner = await bootstrapDemo(rt.deps, env.PORT, consoleUrl)
     if (banner) print(banner)
   }
   if (opts.worker) await rt.deps.engine.startWorker()
   if (server) {
     const address = await server.start({ port: env.PORT, host: env.HOST })
-    logger.info({ address, worker: opts.worker }, 'stdops serving')
+    logger.info({ address, worker: opts.worker, console: consoleUrl }, 'stdops serving')
   } else {
     logger.info('stdops worker running')
   }

@@ -14,6 +14,8 @@ const EnvSchema = z.object({
   STDOPS_DRAIN_MS: z.coerce.number().int().min(0).default(10000),
   STDOPS_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   STDOPS_DEMO: z.enum(['0', '1']).default('1'),
+  /** the web console's built files (default: apps/web/dist of this checkout) */
+  STDOPS_CONSOLE_DIR: z.string().min(1).optional(),
 })
 
 export type Env = z.infer<typeof EnvSchema>

@@ -2,6 +2,7 @@ import fastifyCookie from '@fastify/cookie'
 import { LegacyCode } from '@stdops/core'
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { registerConsole } from './console'
 import { registerLegacyRoutes, sendEnvelope, sendNotFound } from './legacy/routes'
 import type { Deps } from './services/deps'
 import { createContextFactory } from './trpc/context'
@@ -15,8 +16,13 @@ export interface Server {
   stop(): Promise<void>
 }
 
+export interface ServerOptions {
+  /** Serve the web console's built files from this directory at `/` (not served when absent). */
+  consoleDir?: string | undefined
+}
+
 /** Fastify with the legacy ESB routes and tRPC mounted; no side effects until start(). */
-export function createServer(deps: Deps): Server {
+export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: true,
@@ -86,9 +92,12 @@ export function createServer(deps: Deps): Server {
 
   app.get('/healthz', async () => ({ ok: true }))
 
+  const consoleSite = opts.consoleDir !== undefined ? registerConsole(app, opts.consoleDir) : null
+
   app.setNotFoundHandler((req, reply) => {
     const m = /^\/(?:api\/c\/compapi\/)?v2\/sops\/?([^/?]*)/.exec(req.url)
     if (m) return sendNotFound(req, reply, m[1] ?? '')
+    if (consoleSite?.fallback(req, reply)) return reply
     return reply.status(404).send({ error: 'not found' })
   })
 

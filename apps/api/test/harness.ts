@@ -20,7 +20,12 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { worker?: boolean; env?: Record<string, string>; hooks?: RuntimeTestHooks } = {},
+  opts: {
+    worker?: boolean
+    env?: Record<string, string>
+    hooks?: RuntimeTestHooks
+    consoleDir?: string
+  } = {},
 ): Promise<Harness> {
   const { url: dbUrl, drop } = await createTestDatabaseUrl()
   const env = readEnv({
@@ -35,7 +40,7 @@ export async function startHarness(
     pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     opts.hooks,
   )
-  const server = createServer(runtime.deps)
+  const server = createServer(runtime.deps, { consoleDir: opts.consoleDir })
   const address = await server.start({ port: 0, host: '127.0.0.1' })
   if (opts.worker !== false) await runtime.deps.engine.startWorker()
   return {

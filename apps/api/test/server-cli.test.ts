@@ -122,7 +122,7 @@ async function freePort(): Promise<number> {
 }
 
 describe('first start on an empty database', () => {
-  it('creates demo data and prints a curl that creates and starts a task', async () => {
+  it('creates demo data and prints a curl that creates and starts a task, and the console to sign in to', async () => {
     const fresh = await createTestDatabaseUrl()
     const port = await freePort()
     const child = spawn(process.execPath, [BIN, 'serve'], {
@@ -135,10 +135,13 @@ describe('first start on an empty database', () => {
         out += d.toString()
       })
       const deadline = Date.now() + 30_000
-      while (!/get_task_status/.test(out) && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 100))
+      while (!/Web console/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
       const curl = /curl -s -X POST (\S+) -H 'X-Bkapi-Authorization: ([^']+)' -d '([^']+)'/.exec(out)
       expect(curl, out).not.toBeNull()
+      // The console's address and how to sign in to it, once the token is printed.
+      const token = /bk_token:\s+(\S+)/.exec(out)?.[1]
+      expect(out).toContain(`Web console: http://127.0.0.1:${port}/`)
+      expect(out).toContain(`sign in with the bk_token above (${token})`)
       const [, url, auth, body] = curl!
       let reply: Record<string, unknown> | null = null
       while (!reply && Date.now() < deadline) {
