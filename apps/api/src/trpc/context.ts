@@ -1,3 +1,5 @@
+// The request's `cookies` and the reply's `setCookie` (registered on the server by @fastify/cookie).
+import type {} from '@fastify/cookie'
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify'
 import type { FastifyReply } from 'fastify'
 import { type Credentials, CSRF_HEADER, credentialsFrom } from '../services/auth'
