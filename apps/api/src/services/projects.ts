@@ -1,4 +1,11 @@
-import { NotFoundError, PermissionDeniedError, type TaskState } from '@stdops/core'
+import {
+  type Action,
+  NotFoundError,
+  PermissionDeniedError,
+  type Role,
+  roleAllows,
+  type TaskState,
+} from '@stdops/core'
 import { sql } from '@stdops/db'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
@@ -21,20 +28,7 @@ export interface Project {
   role: Role | null
 }
 
-export const ROLES = ['viewer', 'operator', 'admin'] as const
-export type Role = (typeof ROLES)[number]
-
-/** bk-sops's IAM actions, and the least role that holds each (esb-api.md §6). */
-export const ACTIONS = {
-  task_view: 'viewer',
-  project_view: 'viewer',
-  create_task: 'operator',
-  task_operate: 'operator',
-  template_edit: 'admin',
-} as const satisfies Record<string, Role>
-export type Action = keyof typeof ACTIONS
-
-const rank = (r: string) => ROLES.indexOf(r as Role)
+export { ACTIONS, type Action, ROLES, type Role } from '@stdops/core'
 
 export interface TaskRef {
   id: number
@@ -95,7 +89,7 @@ export async function resolveProject(deps: Deps, caller: Caller, ref: ProjectRef
 export function authorize(caller: Caller, project: Project, ...actions: Action[]): void {
   if (caller.app.trusted) return
   for (const action of actions) {
-    if (!project.role || rank(project.role) < rank(ACTIONS[action])) {
+    if (!roleAllows(project.role, action)) {
       throw new PermissionDeniedError(
         `permission denied: action ${action} on project(${project.ref.bk_biz_id}) for user ${caller.username}`,
       )
