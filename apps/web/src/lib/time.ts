@@ -1,0 +1,64 @@
+/** Times as the console shows them: in the user's zone, or in UTC when the user asks. */
+
+/** The legacy API's `YYYY-MM-DD HH:MM:SS +ZZZZ` → epoch ms (null when absent or malformed). */
+export function parseLegacyTime(s: string | null | undefined): number | null {
+  if (!s) return null
+  const m = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-])(\d{2})(\d{2})$/.exec(s)
+  if (!m) return null
+  const ms = Date.parse(`${m[1]}T${m[2]}${m[3]}${m[4]}:${m[5]}`)
+  return Number.isNaN(ms) ? null : ms
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>()
+function formatter(utc: boolean): Intl.DateTimeFormat {
+  const key = utc ? 'utc' : 'local'
+  let f = formatters.get(key)
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', {
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+      timeZoneName: 'short',
+      ...(utc ? { timeZone: 'UTC' } : {}),
+    })
+    formatters.set(key, f)
+  }
+  return f
+}
+
+/** `2026-12-01 14:03:05 GMT+8` (or `… UTC`): sortable, unambiguous, the same in every language. */
+export function formatTime(ms: number | null | undefined, utc: boolean): string {
+  if (ms === null || ms === undefined) return '—'
+  const parts = Object.fromEntries(
+    formatter(utc)
+      .formatToParts(new Date(ms))
+      .map((p) => [p.type, p.value]),
+  )
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${utc ? 'UTC' : parts.timeZoneName}`
+}
+
+/** `1h 02m 03s`, `4m 05s`, `7s`. */
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || ms < 0) return '—'
+  const s = Math.floor(ms / 1000)
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const sec = s % 60
+  const pad = (n: number) => String(n).padStart(2, '0')
+  if (h > 0) return `${h}h ${pad(m)}m ${pad(sec)}s`
+  if (m > 0) return `${m}m ${pad(sec)}s`
+  return `${sec}s`
+}
+
+/** A day (`YYYY-MM-DD`, from a date input) as epoch ms at its start (or end) in the shown zone. */
+export function dayBoundary(day: string, end: boolean, utc: boolean): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day)
+  if (!m) return null
+  const [y, mo, d] = [Number(m[1]), Number(m[2]) - 1, Number(m[3])]
+  const [h, mi, s, ms] = end ? [23, 59, 59, 999] : [0, 0, 0, 0]
+  return utc ? Date.UTC(y, mo, d, h, mi, s, ms) : new Date(y, mo, d, h, mi, s, ms).getTime()
+}
