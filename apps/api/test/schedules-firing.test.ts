@@ -1,7 +1,9 @@
 import { sql } from '@stdops/db'
+import { createTRPCClient, httpLink } from '@trpc/client'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { AppRouter } from '../src/trpc/root'
 import { type LegacyClient, legacyClient, ok, quickTree, sleepTree } from './fixtures'
-import { type Harness, makeIdentity, startHarness, waitFor } from './harness'
+import { authHeader, type Harness, makeIdentity, startHarness, waitFor } from './harness'
 
 /**
  * Firing, in one process whose clock the test holds (the runtime's injected clock): daylight
@@ -19,9 +21,8 @@ afterEach(async () => {
 /** A server whose clock reads `clock.at`, and an admin of a new project with a template. */
 async function world(opts: { timeZone?: string; tree?: unknown } = {}) {
   const clock = { at: Date.parse('2026-01-01T00:00:00Z') }
-  h = await startHarness({
-    hooks: { now: () => clock.at, ...(opts.timeZone ? { timeZone: opts.timeZone } : {}) },
-  })
+  // UTC unless a test needs another zone: names and legacy times then do not depend on the machine's
+  h = await startHarness({ hooks: { now: () => clock.at, timeZone: opts.timeZone ?? 'UTC' } })
   const c = legacyClient(h, await makeIdentity(h.deps, { role: 'admin' }))
   const templateId = ok<{ template_id: number }>(
     await c.post('create_template', { name: 't', pipeline_tree: opts.tree ?? quickTree().tree }),
@@ -198,10 +199,22 @@ describe('firing', () => {
     )
     await w.h.deps.db.execute(sql`DELETE FROM templates WHERE id = ${w.templateId}`)
     const [f] = await stepTo(w, id, utc('2026-01-01T00:01:00.100Z'), 1)
-    expect(f).toMatchObject({
-      task_id: null,
-      error: `template[id=${w.templateId}] no longer exists in the project`,
+    const why = `template[id=${w.templateId}] no longer exists in the project`
+    expect(f).toMatchObject({ task_id: null, error: why })
+    // and a user sees why: periodic.firings (tRPC; `stdops periodic show`)
+    const api = createTRPCClient<AppRouter>({
+      links: [httpLink({ url: `${w.h.url}/trpc`, headers: () => authHeader(w.c.id) })],
     })
+    expect(await api.periodic.firings.query({ bk_biz_id: w.c.id.bkBizId, task_id: id })).toEqual([
+      {
+        due_time: '2026-01-01 00:01:00 +0000',
+        fired_time: '2026-01-01 00:01:00 +0000',
+        task_id: null,
+        task_name: null,
+        task_state: null,
+        error: why,
+      },
+    ])
     const row = await w.h.deps.db.prisma.periodicTask.findUniqueOrThrow({ where: { id } })
     expect(row.totalRunCount).toBe(0)
     expect(Number(row.nextRunAt)).toBe(utc('2026-01-01T00:02:00Z'))

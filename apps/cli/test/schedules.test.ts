@@ -88,13 +88,22 @@ describe('stdops periodic and clocked', () => {
     )
     expect(tasks.list.every((t) => t.is_started && /^minutely_\d{14}$/.test(t.name))).toBe(true)
 
-    const show = json<{ total_run_count: number; last_run_at: string; next_run_times: string[] }>(
-      await stdops(['periodic', 'show', String(periodicId), '--json', ...project], { env }),
-    )
+    const show = json<{
+      total_run_count: number
+      last_run_at: string
+      next_run_times: string[]
+      recent_firings: Array<{ task_id: number; task_name: string; error: string | null }>
+    }>(await stdops(['periodic', 'show', String(periodicId), '--json', ...project], { env }))
     expect(show.total_run_count).toBe(3)
     expect(show.next_run_times).toHaveLength(5)
+    expect(show.recent_firings).toHaveLength(3)
+    expect(show.recent_firings.map((f) => f.task_name)).toEqual(
+      [...tasks.list.map((t) => t.name)].sort().reverse(),
+    )
+    expect(show.recent_firings.every((f) => f.error === null && f.task_id > 0)).toBe(true)
     const shown = await stdops(['periodic', 'show', String(periodicId), ...project], { env })
     expect(shown.stdout).toMatch(/^runs\s+3$/m)
+    expect(shown.stdout).toMatch(/^RECENT RUNS\s+TASK\s+STATE\s+ERROR$/m)
     expect(shown.stdout).toMatch(/^CONSTANT\s+NAME\s+VALUE$/m)
 
     const cron = json<{ cron: string }>(

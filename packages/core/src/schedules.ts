@@ -127,6 +127,13 @@ export const ModifyConstantsForPeriodicTaskParamsSchema = z.object({
   constants: object.default({}),
 })
 
+/** Not an ESB API: the latest firings of a periodic task (tRPC `periodic.firings`, `stdops periodic show`). */
+export const GetPeriodicTaskFiringsParamsSchema = z.object({
+  ...common,
+  task_id: IdSchema,
+  limit: count(1, 200).default(20),
+})
+
 /**
  * `plan_start_time`: `YYYY-MM-DD HH:MM:SS` (fractions of a second ignored) with an optional UTC offset (`+0800`, `+08:00`, ` +0800`,
  * `Z`); without one it is read in the server's time zone. Kept as text here; the service reads it.

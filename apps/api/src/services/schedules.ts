@@ -275,6 +275,42 @@ export async function modifyPeriodicConstants(
   return (tree.constants as Constants | undefined) ?? {}
 }
 
+/**
+ * The periodic task's latest firings, newest first: the due time, the task it started (with its
+ * name and state now) or why it started none.
+ */
+export async function listPeriodicFirings(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  id: number,
+  limit: number,
+) {
+  const { periodic } = await resolvePeriodic(deps, caller, ref, id, 'project_view')
+  const rows = await deps.db.query<{
+    due_at: number
+    created_at: number
+    task_id: number | null
+    error: string | null
+    name: string | null
+    state: string | null
+  }>(
+    sql`SELECT f.due_at, f.created_at, f.task_id, f.error, t.name, t.state
+        FROM periodic_firings f LEFT JOIN tasks t ON t.id = f.task_id AND t.project_id = ${periodic.projectId}
+        WHERE f.periodic_task_id = ${periodic.id} ORDER BY f.due_at DESC LIMIT ${limit}`,
+  )
+  return rows.map((r) => ({
+    due_time: formatTime(deps, r.due_at)!,
+    fired_time: formatTime(deps, r.created_at)!,
+    task_id: r.task_id === null ? null : Number(r.task_id),
+    task_name: r.name,
+    task_state: r.state,
+    error: r.error,
+  }))
+}
+
+export type PeriodicFiring = Awaited<ReturnType<typeof listPeriodicFirings>>[number]
+
 // ---- clocked tasks -----------------------------------------------------------------------------
 
 /** `plan_start_time` → epoch ms: with its UTC offset when it has one, else in the server's zone. */

@@ -46,8 +46,12 @@ export async function periodicList(ctx: CommandContext, o: { json?: boolean }) {
 export async function periodicShow(ctx: CommandContext, id: string, o: { json?: boolean }) {
   const taskId = parseId(id, 'periodic task id')
   const { client, project } = connect(ctx)
-  const p = await client.periodic.get.query({ ...project(), task_id: taskId })
-  if (o.json) return printJson(ctx.io, p)
+  const ref = { ...project(), task_id: taskId }
+  const [p, firings] = await Promise.all([
+    client.periodic.get.query(ref),
+    client.periodic.firings.query({ ...ref, limit: 10 }),
+  ])
+  if (o.json) return printJson(ctx.io, { ...p, recent_firings: firings })
   const c = ctx.io.color.out
   let text = renderRecord(c, [
     ['id', String(p.id)],
@@ -72,6 +76,14 @@ export async function periodicShow(ctx: CommandContext, id: string, o: { json?: 
         { header: 'DUE', value: (r) => r.t },
       ],
     )}`
+  }
+  if (firings.length > 0) {
+    text += `\n${renderTable(c, firings, [
+      { header: 'RECENT RUNS', value: (f) => f.due_time },
+      { header: 'TASK', value: (f) => dash(f.task_id) },
+      { header: 'STATE', value: (f) => dash(f.task_state) },
+      { header: 'ERROR', value: (f) => dash(f.error), paint: (s, f) => (f.error ? c.red(s) : s) },
+    ])}`
   }
   const constants = Object.values(p.form) as Array<Record<string, unknown>>
   if (constants.length > 0) {

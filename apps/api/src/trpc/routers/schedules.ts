@@ -3,6 +3,7 @@ import {
   CreatePeriodicTaskParamsSchema,
   DeleteClockedTaskParamsSchema,
   GetClockedTaskListParamsSchema,
+  GetPeriodicTaskFiringsParamsSchema,
   GetPeriodicTaskInfoParamsSchema,
   GetPeriodicTaskListParamsSchema,
   ModifyConstantsForPeriodicTaskParamsSchema,
@@ -24,6 +25,12 @@ export const periodicRouter = router({
   get: authedProcedure
     .input(GetPeriodicTaskInfoParamsSchema)
     .query(({ ctx, input }) => schedules.getPeriodicTask(ctx.deps, ctx.caller, ref(input), input.task_id)),
+  /** The latest firings, newest first (no ESB API: bk-sops has none). */
+  firings: authedProcedure
+    .input(GetPeriodicTaskFiringsParamsSchema)
+    .query(({ ctx, input }) =>
+      schedules.listPeriodicFirings(ctx.deps, ctx.caller, ref(input), input.task_id, input.limit),
+    ),
   setEnabled: authedProcedure
     .input(SetPeriodicTaskEnabledParamsSchema)
     .mutation(({ ctx, input }) =>
