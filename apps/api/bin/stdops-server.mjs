@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// Runs the server's TypeScript sources directly (tsx): nothing to build before `pnpm start`.
-import { register } from 'tsx/esm/api'
+// The server's command line, from its compiled JavaScript (dist/, written by `pnpm build`; `pnpm
+// start` and `pnpm server` build what is missing first). No TypeScript is compiled at run time.
+import { existsSync } from 'node:fs'
 
-register()
-await import('../src/cli.ts')
+const entry = new URL('../dist/cli.mjs', import.meta.url)
+if (!existsSync(entry)) {
+  process.stderr.write('stdops-server: the server is not built (no apps/api/dist): run `pnpm build` first\n')
+  process.exit(1)
+}
+// Stack traces name the TypeScript sources (dist/*.mjs.map).
+process.setSourceMapsEnabled(true)
+await import(entry.href)

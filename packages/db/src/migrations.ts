@@ -10,11 +10,24 @@ export interface Migration {
   checksum: string
 }
 
-const prismaDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'prisma')
+/**
+ * Where the committed migrations are: `prisma/` beside this file's folder in the sources
+ * (packages/db/src → packages/db/prisma), or `prisma/` beside the compiled server's bundle,
+ * which the build copies there (apps/api/dist/prisma).
+ */
+function migrationsDir(provider: Provider): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  const candidates = [join(here, 'prisma'), join(here, '..', 'prisma')].map((d) =>
+    join(d, provider, 'migrations'),
+  )
+  const found = candidates.find((d) => existsSync(d))
+  if (!found) throw new Error(`no ${provider} migrations found (looked in ${candidates.join(', ')})`)
+  return found
+}
 
 /** The committed migrations of one provider, in order (Prisma's folder layout). */
 export function loadMigrations(provider: Provider): Migration[] {
-  const dir = join(prismaDir, provider, 'migrations')
+  const dir = migrationsDir(provider)
   return readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, 'migration.sql')))
     .map((d) => d.name)

@@ -1,0 +1,10 @@
+/**
+ * The server as a library, for a host that runs it in its own process rather than through the
+ * command line: the integration tests build their servers from this module's compiled form
+ * (dist/library.mjs) when TEST_SERVER=dist, and from the sources otherwise.
+ */
+export { createLogger, createRuntime, type Runtime } from './deps'
+export { type Env, readEnv } from './env'
+export { createServer, type Server } from './server'
+export * as admin from './services/admin'
+export type { Deps } from './services/deps'
