@@ -1,10 +1,19 @@
 import { createTestDatabaseUrl } from '@stdops/db/testing'
 import pino from 'pino'
-import { createRuntime, type Runtime, type RuntimeTestHooks } from '../src/deps'
-import { readEnv } from '../src/env'
-import { createServer, type Server } from '../src/server'
-import * as admin from '../src/services/admin'
-import type { Deps } from '../src/services/deps'
+import type * as Library from '../src/library'
+import type { Deps, Runtime, RuntimeTestHooks, Server } from '../src/library'
+
+/**
+ * The server the integration tests run: its TypeScript sources, or with TEST_SERVER=dist its
+ * compiled bundle (dist/library.mjs, what `pnpm build` writes and production runs). CI runs the
+ * suite once that way.
+ */
+export const fromDist = process.env.TEST_SERVER === 'dist'
+const DIST_LIBRARY = '../dist/library.mjs'
+export const lib: typeof Library = fromDist
+  ? ((await import(/* @vite-ignore */ DIST_LIBRARY)) as typeof Library)
+  : await import('../src/library')
+const { admin } = lib
 
 /**
  * A real server on a free port over a fresh database (SQLite file, or a new PostgreSQL database
@@ -28,19 +37,19 @@ export async function startHarness(
   } = {},
 ): Promise<Harness> {
   const { url: dbUrl, drop } = await createTestDatabaseUrl()
-  const env = readEnv({
+  const env = lib.readEnv({
     DATABASE_URL: dbUrl,
     LOG_LEVEL: 'silent',
     STDOPS_DEMO: '0',
     STDOPS_REVOKE_GRACE_MS: '2000',
     ...opts.env,
   })
-  const runtime = await createRuntime(
+  const runtime = await lib.createRuntime(
     env,
     pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     opts.hooks,
   )
-  const server = createServer(runtime.deps, { consoleDir: opts.consoleDir })
+  const server = lib.createServer(runtime.deps, { consoleDir: opts.consoleDir })
   const address = await server.start({ port: 0, host: '127.0.0.1' })
   if (opts.worker !== false) await runtime.deps.engine.startWorker()
   return {
