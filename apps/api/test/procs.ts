@@ -97,12 +97,27 @@ export async function startProcess(
   env: Record<string, string>,
   opts: { name?: string; readyTimeoutMs?: number; testHooks?: boolean } = {},
 ): Promise<Child> {
-  installExitHook()
   const args = command === 'serve' ? ['serve'] : command === 'api' ? ['serve', '--no-worker'] : ['worker']
   const preload = opts.testHooks ? ['--import', TEST_HOOKS] : []
-  const proc = spawn(process.execPath, [...preload, SERVER_BIN, ...args], {
-    cwd: REPO,
-    env: childEnv(env),
+  return startCommand(command, [process.execPath, ...preload, SERVER_BIN, ...args], childEnv(env), opts)
+}
+
+/**
+ * Spawns exactly `argv` (a program and its arguments) in `cwd` with exactly `env`, as a process
+ * manager would, and resolves once it is ready as `command` is (see startProcess).
+ */
+export async function startCommand(
+  command: ServerCommand,
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { name?: string; readyTimeoutMs?: number; cwd?: string } = {},
+): Promise<Child> {
+  installExitHook()
+  const [program, ...args] = argv
+  if (!program) throw new Error('startCommand: empty argv')
+  const proc = spawn(program, args, {
+    cwd: opts.cwd ?? REPO,
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   if (proc.pid === undefined) throw new Error(`could not spawn ${command}`)
