@@ -4,7 +4,7 @@ import { bootstrapDemo } from './bootstrap'
 import { DEFAULT_CONSOLE_DIR } from './console'
 import { createLogger, createRuntime, type Runtime, testHooksFromPreload } from './deps'
 import { readEnv } from './env'
-import { createServer } from './server'
+import { createOpsServer, createServer } from './server'
 import * as admin from './services/admin'
 
 /** Prints a one-line reason and exits non-zero: 2 for bad input, 1 otherwise. */
@@ -30,7 +30,10 @@ async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const env = readEnv()
   const rt = await createRuntime(
     env,
-    createLogger({ LOG_LEVEL: env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL }),
+    createLogger({
+      LOG_LEVEL: env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL,
+      LOG_FORMAT: env.LOG_FORMAT,
+    }),
   )
   try {
     return await fn(rt)
@@ -54,6 +57,11 @@ async function serve(opts: { api: boolean; worker: boolean }) {
     if (banner) print(banner)
   }
   if (opts.worker) await rt.deps.engine.startWorker()
+  const ops = env.STDOPS_OPS_PORT === undefined ? null : createOpsServer(rt.deps)
+  if (ops) {
+    const address = await ops.start({ port: env.STDOPS_OPS_PORT!, host: env.HOST })
+    logger.info({ address }, 'operations endpoints serving')
+  }
   if (server) {
     const address = await server.start({ port: env.PORT, host: env.HOST })
     logger.info({ address, worker: opts.worker, console: consoleUrl }, 'stdops serving')
@@ -64,9 +72,11 @@ async function serve(opts: { api: boolean; worker: boolean }) {
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'stopping: draining in-flight nodes')
+    logger.info({ signal }, 'stopping: finishing requests in flight, then draining nodes')
     try {
-      await server?.stop()
+      // Requests first (readiness turns 503 at once), then the worker's nodes, then the pool.
+      await server?.stop({ drainMs: env.STDOPS_DRAIN_MS })
+      await ops?.stop({ drainMs: env.STDOPS_DRAIN_MS })
       await rt.close()
       process.exit(0)
     } catch (err) {

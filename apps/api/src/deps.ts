@@ -1,15 +1,32 @@
 import { createDb, type MigratableDb, redactUrl, sql } from '@stdops/db'
 import { createEngine, loadComponentModules, localTimeZone, utcOffsetIn } from '@stdops/engine'
 import pino, { type Logger } from 'pino'
+import pretty from 'pino-pretty'
 import { newSecret } from './crypto'
 import type { Env } from './env'
+import { createLifecycle } from './ops/lifecycle'
+import { currentLogContext } from './ops/log-context'
 import { type Deps, serverUtcOffset } from './services/deps'
 import { RateLimiter } from './services/rate-limit'
 import { startScheduledTask } from './services/schedules'
 
-export function createLogger(env: Pick<Env, 'LOG_LEVEL'>): Logger {
-  return pino({
+export type LogFormat = 'pretty' | 'json'
+
+/** LOG_FORMAT when set; otherwise human-readable on a terminal, JSON lines anywhere else (pipes, files, journald). */
+export function logFormatFor(env: Partial<Pick<Env, 'LOG_FORMAT'>>, isTTY: boolean): LogFormat {
+  return env.LOG_FORMAT ?? (isTTY ? 'pretty' : 'json')
+}
+
+/** The process's logger: stdout unless `destination` says otherwise (tests capture lines with it). */
+export function createLogger(
+  env: Pick<Env, 'LOG_LEVEL'> & Partial<Pick<Env, 'LOG_FORMAT'>>,
+  opts: { isTTY?: boolean; destination?: pino.DestinationStream } = {},
+): Logger {
+  const isTTY = opts.isTTY ?? process.stdout.isTTY === true
+  const options: pino.LoggerOptions = {
     level: env.LOG_LEVEL,
+    // Every line written while a request is handled carries its request_id, whoever writes it.
+    mixin: () => ({ ...currentLogContext() }),
     // Credentials never reach the logs, whatever logs a request or an error.
     redact: {
       paths: [
@@ -22,7 +39,19 @@ export function createLogger(env: Pick<Env, 'LOG_LEVEL'>): Logger {
       ],
       censor: '[redacted]',
     },
-  })
+  }
+  if (logFormatFor(env, isTTY) === 'json')
+    return opts.destination ? pino(options, opts.destination) : pino(options)
+  // Synchronous, in this thread: a line is on the terminal before the next statement runs.
+  return pino(
+    options,
+    pretty({
+      sync: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+      ...(opts.destination ? { destination: opts.destination } : {}),
+    }),
+  )
 }
 
 /**
@@ -113,11 +142,17 @@ export async function createRuntime(
     authFailures: new RateLimiter(),
     now,
     timeZone,
+    lifecycle: createLifecycle(),
   }
   return {
     deps,
     db,
     close: async () => {
+      // Nothing may use the pool once it closes: first the requests, use cases and event
+      // streams in flight (bounded), then the worker's nodes (it drains them itself).
+      deps.lifecycle.beginStop()
+      if (!(await deps.lifecycle.drained(env.STDOPS_DRAIN_MS)))
+        logger.warn({ inFlight: deps.lifecycle.inFlight }, 'stopping with requests still in flight')
       await engine.stop({ drainMs: env.STDOPS_DRAIN_MS })
       await db.close()
     },

@@ -6,6 +6,10 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty` (human-readable, pino-pretty) or `json` (one JSON object a line); default: pretty on a terminal. */
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
+  /** A second listener with only /healthz, /readyz and /metrics (a `worker` process has no other). */
+  STDOPS_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   STDOPS_PUBLIC_URL: z.string().url().optional(),
   STDOPS_SECRET_KEY: z.string().min(16).optional(),
   STDOPS_COMPONENTS: z.string().optional(),

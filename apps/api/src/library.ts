@@ -3,7 +3,7 @@
  * command line: the integration tests build their servers from this module's compiled form
  * (dist/library.mjs) when TEST_SERVER=dist, and from the sources otherwise.
  */
-export { createLogger, createRuntime, type Runtime, type RuntimeTestHooks } from './deps'
+export { createLogger, createRuntime, logFormatFor, type Runtime, type RuntimeTestHooks } from './deps'
 export { type Env, readEnv } from './env'
 export { createServer, type Server } from './server'
 export * as admin from './services/admin'

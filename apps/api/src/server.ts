@@ -3,7 +3,11 @@ import { LegacyCode } from '@stdops/core'
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { registerConsole } from './console'
+import { requestIdFrom } from './legacy/envelope'
 import { registerLegacyRoutes, sendEnvelope, sendNotFound } from './legacy/routes'
+import { createReadinessCheck } from './ops/health'
+import { runWithLogContext } from './ops/log-context'
+import { registerOpsRoutes } from './ops/routes'
 import type { Deps } from './services/deps'
 import { createContextFactory } from './trpc/context'
 import { type AppRouter, appRouter } from './trpc/root'
@@ -13,7 +17,11 @@ export const BODY_LIMIT = 1024 * 1024
 export interface Server {
   app: FastifyInstance
   start(opts: { port: number; host: string }): Promise<string>
-  stop(): Promise<void>
+  /**
+   * Stops accepting, ends the event streams, and waits for the requests in flight (their
+   * connections are cut after `drainMs` at the latest, and their handlers still waited for).
+   */
+  stop(opts?: { drainMs?: number }): Promise<void>
 }
 
 export interface ServerOptions {
@@ -21,15 +29,75 @@ export interface ServerOptions {
   consoleDir?: string | undefined
 }
 
-/** Fastify with the legacy ESB routes and tRPC mounted; no side effects until start(). */
-export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
+function listenerOf(app: FastifyInstance, deps: Deps): Server {
+  return {
+    app,
+    async start({ port, host }) {
+      return app.listen({ port, host })
+    },
+    async stop(opts = {}) {
+      const drainMs = opts.drainMs ?? 10_000
+      deps.lifecycle.beginStop()
+      // A backstop only: event streams end on their own once the stop begins, and requests
+      // finish; a connection still open after drainMs is cut.
+      const cut = setTimeout(() => app.server.closeAllConnections(), drainMs)
+      cut.unref()
+      await app.close()
+      clearTimeout(cut)
+      await deps.lifecycle.drained(drainMs)
+    },
+  }
+}
+
+/**
+ * Every route handler runs with its request's log context (request_id on every line it causes)
+ * and counts as in flight until it settles, so a stop waits for it before the pool closes. Added
+ * before any route is registered; plugins registered later inherit it.
+ */
+function instrumentRoutes(app: FastifyInstance, deps: Deps) {
+  app.addHook('onRoute', (route) => {
+    const handler = route.handler
+    route.handler = function (this: FastifyInstance, req, reply) {
+      reply.header('x-request-id', req.id)
+      const done = deps.lifecycle.enter()
+      let result: unknown
+      try {
+        result = runWithLogContext({ request_id: req.id }, () => handler.call(this, req, reply))
+      } catch (err) {
+        done()
+        throw err
+      }
+      if (result instanceof Promise) return result.finally(done)
+      reply.raw.once('close', done)
+      return result
+    } as typeof handler
+  })
+}
+
+function fastifyFor(deps: Deps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: true,
     bodyLimit: BODY_LIMIT,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     trustProxy: false,
+    // The legacy envelope's request id: the caller's X-Request-Id when well-formed, else new.
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    requestIdLogLabel: 'request_id',
   })
+  instrumentRoutes(app, deps)
+  registerOpsRoutes(app, { readiness: createReadinessCheck(deps) })
+  return app
+}
+
+/** Only the operations endpoints (/healthz, /readyz): a worker process's listener. */
+export function createOpsServer(deps: Deps): Server {
+  return listenerOf(fastifyFor(deps), deps)
+}
+
+/** Fastify with the legacy ESB routes and tRPC mounted; no side effects until start(). */
+export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
+  const app = fastifyFor(deps)
 
   app.register(async (legacy) => {
     // bk-sops reads the raw body as JSON whatever the Content-Type says (esb-api.md §1).
@@ -90,8 +158,6 @@ export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
   })
 
-  app.get('/healthz', async () => ({ ok: true }))
-
   const consoleSite = opts.consoleDir !== undefined ? registerConsole(app, opts.consoleDir) : null
 
   app.setNotFoundHandler((req, reply) => {
@@ -101,18 +167,5 @@ export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
     return reply.status(404).send({ error: 'not found' })
   })
 
-  return {
-    app,
-    async start({ port, host }) {
-      return app.listen({ port, host })
-    },
-    async stop() {
-      // Event streams (task.events) stay open until their task ends: give requests in flight a
-      // moment, then cut what is left. Stream clients reconnect and resume from their last id.
-      const cut = setTimeout(() => app.server.closeAllConnections(), 1000)
-      cut.unref()
-      await app.close()
-      clearTimeout(cut)
-    },
-  }
+  return listenerOf(app, deps)
 }

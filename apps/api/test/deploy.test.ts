@@ -167,7 +167,19 @@ describe('the deployment recipe (deploy/systemd, deploy/stdops.env.example)', ()
       const [p1, p2] = [await freePort(), await freePort()]
       const api1 = await startUnit('api', readUnit('stdops-api@.service', String(p1)), env, 'api1')
       const api2 = await startUnit('api', readUnit('stdops-api@.service', String(p2)), env, 'api2')
-      const worker = await startUnit('worker', readUnit('stdops-worker@.service', '1'), env, 'worker1')
+      const opsPort = await freePort()
+      const worker = await startUnit(
+        'worker',
+        readUnit('stdops-worker@.service', String(opsPort)),
+        env,
+        'worker1',
+      )
+      // The worker is probed on its operations port: ready once its loop runs.
+      const ready = await waitFor(async () => {
+        const r = await fetch(`http://127.0.0.1:${opsPort}/readyz`).catch(() => null)
+        return r?.status === 200 ? r.json() : undefined
+      })
+      expect(ready).toMatchObject({ status: 'ready', checks: { worker: 'ok' } })
       expect(api1.url).toBe(`http://127.0.0.1:${p1}`)
       expect(api2.url).toBe(`http://127.0.0.1:${p2}`)
       // Created through one API process, run by the worker process, watched through the other.

@@ -1,5 +1,5 @@
 import { createTestDatabaseUrl } from '@stdops/db/testing'
-import pino from 'pino'
+import type pino from 'pino'
 import type * as Library from '../src/library'
 import type { Deps, Runtime, RuntimeTestHooks, Server } from '../src/library'
 
@@ -34,21 +34,30 @@ export async function startHarness(
     env?: Record<string, string>
     hooks?: RuntimeTestHooks
     consoleDir?: string
+    /** Where the server's JSON log lines go (default: nowhere, or stdout at TEST_LOG_LEVEL). */
+    logTo?: pino.DestinationStream
+    /** Reach the fresh database through another URL (a proxy in front of it). */
+    viaUrl?: (dbUrl: string) => string
   } = {},
 ): Promise<Harness> {
   const { url: dbUrl, drop } = await createTestDatabaseUrl()
   const env = lib.readEnv({
-    DATABASE_URL: dbUrl,
+    DATABASE_URL: opts.viaUrl ? opts.viaUrl(dbUrl) : dbUrl,
     LOG_LEVEL: 'silent',
     STDOPS_DEMO: '0',
     STDOPS_REVOKE_GRACE_MS: '2000',
     ...opts.env,
   })
-  const runtime = await lib.createRuntime(
-    env,
-    pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    opts.hooks,
+  const logger = lib.createLogger(
+    {
+      LOG_LEVEL: opts.logTo
+        ? 'info'
+        : lib.readEnv({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' }).LOG_LEVEL,
+      LOG_FORMAT: 'json',
+    },
+    opts.logTo ? { destination: opts.logTo } : {},
   )
+  const runtime = await lib.createRuntime(env, logger, opts.hooks)
   const server = lib.createServer(runtime.deps, { consoleDir: opts.consoleDir })
   const address = await server.start({ port: 0, host: '127.0.0.1' })
   if (opts.worker !== false) await runtime.deps.engine.startWorker()

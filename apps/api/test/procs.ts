@@ -83,6 +83,7 @@ export function serverEnv(dbUrl: string, extra: Record<string, string> = {}): Re
     // info, not warn: the readiness lines ("stdops serving" with the address, "worker running" with
     // the worker id) are info lines. Requests are not logged (disableRequestLogging).
     LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
     STDOPS_DEMO: '0',
     ...extra,
   }

@@ -4,7 +4,7 @@ import { authenticate, type Credentials, credentialsFrom } from '../services/aut
 import type { Deps } from '../services/deps'
 import { toRefusal } from '../services/errors'
 import { LEGACY_APIS } from './apis'
-import { type Envelope, requestIdFrom, traceIdFrom } from './envelope'
+import { type Envelope, traceIdFrom } from './envelope'
 
 const PREFIXES = ['/v2/sops', '/api/c/compapi/v2/sops'] as const
 
@@ -16,7 +16,7 @@ declare module 'fastify' {
 
 function ids(req: FastifyRequest) {
   req.legacyIds ??= {
-    requestId: requestIdFrom(req.headers['x-request-id']),
+    requestId: req.id,
     traceId: traceIdFrom(req.headers.traceparent),
   }
   return req.legacyIds

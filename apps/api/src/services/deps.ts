@@ -1,6 +1,7 @@
 import type { Db } from '@stdops/db'
 import type { Engine } from '@stdops/engine'
 import type { Logger } from 'pino'
+import type { Lifecycle } from '../ops/lifecycle'
 import type { RateLimiter } from './rate-limit'
 
 /** What every use case gets: built once in main.ts (or a test) and passed down. */
@@ -18,6 +19,8 @@ export interface Deps {
   now: () => number
   /** IANA time zone of cron schedules (the server's, from `TZ`). */
   timeZone: string
+  /** The server's stop: work in flight, and the signal that ends event streams. */
+  lifecycle: Lifecycle
 }
 
 export const serverUtcOffset = (at: Date) => -at.getTimezoneOffset()

@@ -138,7 +138,22 @@ export async function* followTaskEvents(
 ): AsyncGenerator<TaskEvent, void, undefined> {
   const pollMs = opts.pollMs ?? 150
   const gapWaitMs = opts.gapWaitMs ?? 5_000
-  const end = await finalSeq(deps, taskId)
+  // A stream also ends when the server stops (the client resumes it elsewhere from its last id),
+  // and counts as work in flight until it has.
+  const closing = deps.lifecycle.closing
+  signal = signal ? AbortSignal.any([signal, closing]) : closing
+  const leave = deps.lifecycle.enter()
+  if (signal.aborted) {
+    leave()
+    return
+  }
+  let end: number | null
+  try {
+    end = await finalSeq(deps, taskId)
+  } catch (err) {
+    leave()
+    throw err
+  }
 
   const waker = await openWaker(deps, signal, pollMs, { taskId })
 
@@ -176,5 +191,6 @@ export async function* followTaskEvents(
     }
   } finally {
     await waker.close()
+    leave()
   }
 }

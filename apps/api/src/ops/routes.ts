@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify'
+import type { Readiness } from './health'
+
+export interface OpsEndpoints {
+  readiness: () => Promise<Readiness>
+}
+
+/**
+ * The operations endpoints, unauthenticated and cheap: /healthz (the process is up and its event
+ * loop answers) and /readyz (send it work: 200, or 503 naming what is wrong).
+ */
+export function registerOpsRoutes(app: FastifyInstance, ops: OpsEndpoints) {
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    const r = await ops.readiness()
+    return reply
+      .status(r.ready ? 200 : 503)
+      .send({ status: r.ready ? 'ready' : 'not ready', checks: r.checks })
+  })
+}
