@@ -24,7 +24,18 @@ function statementName(text: string): string {
   return `s${createHash('sha1').update(text).digest('hex').slice(0, 16)}`
 }
 
-function executorFor(client: pg.Pool | pg.PoolClient): Executor {
+/** Runs what was deferred to a commit; one failing report does not stop the others. */
+export function runCommitted(fns: Array<() => void>) {
+  for (const fn of fns) {
+    try {
+      fn()
+    } catch {
+      // a report about a committed change must not undo the caller's success
+    }
+  }
+}
+
+function executorFor(client: pg.Pool | pg.PoolClient, committed: Array<() => void> | null): Executor {
   const run = async (q: Sql) => {
     const { text, values } = q.compile('postgresql')
     return client.query({ name: statementName(text), text, values: values as unknown[] })
@@ -33,6 +44,10 @@ function executorFor(client: pg.Pool | pg.PoolClient): Executor {
     provider: 'postgresql',
     query: async <T = Row>(q: Sql) => (await run(q)).rows as T[],
     execute: async (q: Sql) => (await run(q)).rowCount ?? 0,
+    afterCommit: (fn) => {
+      if (committed) committed.push(fn)
+      else runCommitted([fn])
+    },
   }
 }
 
@@ -45,7 +60,7 @@ export function createPostgresDb(
     // An idle client lost its connection; the pool replaces it on the next checkout.
   })
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) }) as unknown as SqlitePrismaClient
-  const base = executorFor(pool)
+  const base = executorFor(pool, null)
   const emitter = new EventEmitter()
   emitter.setMaxListeners(0)
   let listener: Promise<pg.Client> | null = null
@@ -81,10 +96,12 @@ export function createPostgresDb(
   const tx = async <T>(fn: (tx: Executor) => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect()
+      const committed: Array<() => void> = []
       try {
         await client.query('BEGIN')
-        const result = await fn(executorFor(client))
+        const result = await fn(executorFor(client, committed))
         await client.query('COMMIT')
+        runCommitted(committed)
         return result
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {})
@@ -103,6 +120,7 @@ export function createPostgresDb(
     prisma,
     query: base.query,
     execute: base.execute,
+    afterCommit: base.afterCommit,
     tx,
     notify: async (channel, payload) => {
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload])

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3'
 import { PrismaClient } from './generated/sqlite/client'
 import { loadMigrations, MIGRATIONS_TABLE_SQL, newMigrationId } from './migrations'
 import { Mutex } from './mutex'
+import { runCommitted } from './postgres'
 import type { Sql } from './sql'
 import type { Db, Executor, Row } from './types'
 
@@ -56,12 +57,18 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
     if (stmt.reader) return { rows: stmt.all(...values) as Row[], changes: 0 }
     return { rows: [], changes: stmt.run(...values).changes }
   }
+  // What the open transaction deferred to its commit (null: no transaction open).
+  let committed: Array<() => void> | null = null
   const inTx: Executor = {
     provider: 'sqlite',
     query: async <T = Row>(q: Sql) => run(q).rows as T[],
     execute: async (q: Sql) => {
       const r = run(q)
       return r.changes || r.rows.length
+    },
+    afterCommit: (fn) => {
+      if (committed) committed.push(fn)
+      else runCommitted([fn])
     },
   }
   const adapter = new PrismaBetterSqlite3({ url: `file:${sqlitePath(url)}`, timeout: 5000 })
@@ -73,18 +80,25 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
     prisma,
     query: (q) => mutex.run(() => inTx.query(q)),
     execute: (q) => mutex.run(() => inTx.execute(q)),
-    tx: (fn) =>
-      mutex.run(async () => {
+    afterCommit: (fn) => runCommitted([fn]),
+    tx: async (fn) => {
+      const done = await mutex.run(async () => {
         conn.prepare('BEGIN IMMEDIATE').run()
+        committed = []
         try {
           const result = await fn(inTx)
           conn.prepare('COMMIT').run()
-          return result
+          return { result, reports: committed }
         } catch (err) {
           if (conn.inTransaction) conn.prepare('ROLLBACK').run()
           throw err
+        } finally {
+          committed = null
         }
-      }),
+      })
+      runCommitted(done.reports)
+      return done.result
+    },
     notify: async (channel, payload) => {
       emitter.emit(channel, payload)
     },

@@ -10,6 +10,12 @@ export interface Executor {
   query<T = Row>(q: Sql): Promise<T[]>
   /** Returns the number of rows changed. */
   execute(q: Sql): Promise<number>
+  /**
+   * Runs `fn` once what this executor wrote is committed: after the transaction's COMMIT (never
+   * when it rolls back, and once only when a retried transaction commits at last), or at once
+   * outside a transaction. For reports about a change (metrics), not for work it causes.
+   */
+  afterCommit(fn: () => void): void
 }
 
 export interface Db extends Executor {

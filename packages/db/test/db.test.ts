@@ -70,6 +70,24 @@ describe('database layer', () => {
     expect(await t.db.query(sql`SELECT id FROM users WHERE username = ${'ghost'}`)).toEqual([])
   })
 
+  it('afterCommit runs after a commit, never after a rollback, and at once outside a transaction', async () => {
+    const seen: string[] = []
+    await t.db.tx(async (tx) => {
+      await tx.execute(sql`INSERT INTO settings (key, value) VALUES (${'after-commit'}, ${'1'})`)
+      tx.afterCommit(() => seen.push('committed'))
+      expect(seen).toEqual([])
+    })
+    expect(seen).toEqual(['committed'])
+    await expect(
+      t.db.tx(async (tx) => {
+        tx.afterCommit(() => seen.push('rolled back'))
+        throw new Error('no')
+      }),
+    ).rejects.toThrow('no')
+    t.db.afterCommit(() => seen.push('outside'))
+    expect(seen).toEqual(['committed', 'outside'])
+  })
+
   it('values are bound, never spliced into the statement', async () => {
     const evil = "x'); DROP TABLE users; --"
     await t.db.execute(sql`INSERT INTO users (username, created_at) VALUES (${evil}, ${1})`)
