@@ -6,6 +6,7 @@ import { localTimeZone } from './cron'
 import { createProtocol, type Effect } from './protocol'
 import { createScheduler } from './schedules'
 import { countRunningNodes, GraphCache } from './store'
+import { NO_TELEMETRY } from './telemetry'
 import type { TransitionEnv } from './transitions'
 import type { Engine, EngineDeps } from './types'
 import { createWorker, REVOKE_CHANNEL } from './worker'
@@ -24,6 +25,7 @@ export function createEngine(deps: EngineDeps): Engine {
     graphs: new GraphCache(),
     workerId: deps.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     logger,
+    telemetry: deps.telemetry ?? NO_TELEMETRY,
   }
   const worker = createWorker({
     db,
@@ -49,9 +51,10 @@ export function createEngine(deps: EngineDeps): Engine {
           break
         case 'abort':
           worker.abortTask(effect.taskId, effect.reason)
-          db.notify(REVOKE_CHANNEL, String(effect.taskId)).catch((err) =>
-            logger.warn({ err }, 'notify failed'),
-          )
+          db.notify(REVOKE_CHANNEL, String(effect.taskId)).catch((err) => {
+            logger.warn({ err }, 'notify failed')
+            env.telemetry.error('notify')
+          })
           break
       }
     }
@@ -77,6 +80,9 @@ export function createEngine(deps: EngineDeps): Engine {
     components: env.registry,
     get mode() {
       return worker.mode
+    },
+    get loopAt() {
+      return worker.loopAt
     },
     workerId: env.workerId,
     operateTask: protocol.operateTask,

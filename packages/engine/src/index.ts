@@ -23,6 +23,7 @@ export {
   type StartScheduledTask,
 } from './schedules'
 export { appendTaskEvent, insertEvents, type OperateRecordInput, type TaskVersion } from './store'
+export { type EngineErrorCause, type EngineTelemetry, NO_TELEMETRY } from './telemetry'
 export type {
   ComponentContext,
   ComponentModule,

@@ -112,11 +112,8 @@ async function readAgain(exec: Executor, taskId: number): Promise<TaskVersion> {
 export function createProtocol(deps: ProtocolDeps) {
   const { db, env, now } = deps
 
-  /**
-   * A task operation inside the caller's transaction (task creation starts its task this way).
-   * The caller runs `afterCommit(result.effects)` once it committed.
-   */
-  const operateTaskInTx = async (tx: Executor, req: TaskOperationRequest): Promise<OperationResult> => {
+  /** The operation's decision and writes, inside `tx`. */
+  const operateInTx = async (tx: Executor, req: TaskOperationRequest): Promise<OperationResult> => {
     const action = checkedAction(req.action)
     let current = await firstGuess(tx, req)
     for (;;) {
@@ -168,13 +165,51 @@ export function createProtocol(deps: ProtocolDeps) {
     }
   }
 
+  /** Reports an operation's outcome and latency (after its commit when it was applied). */
+  const reporter = (req: TaskOperationRequest) => {
+    const began = performance.now()
+    return (result: 'ok' | 'refused' | 'error') =>
+      env.telemetry.operation({
+        // A label from a fixed set: an unknown action is reported as `invalid`, not by its text.
+        action: (TASK_ACTIONS as readonly string[]).includes(req.action) ? req.action : 'invalid',
+        result,
+        durationMs: performance.now() - began,
+      })
+  }
+  const failure = (err: unknown) =>
+    err instanceof InvalidOperationError || err instanceof NotFoundError ? 'refused' : 'error'
+
+  /**
+   * A task operation inside the caller's transaction (task creation starts its task this way).
+   * The caller runs `afterCommit(result.effects)` once it committed.
+   */
+  const operateTaskInTx = async (tx: Executor, req: TaskOperationRequest): Promise<OperationResult> => {
+    const report = reporter(req)
+    try {
+      const result = await operateInTx(tx, req)
+      tx.afterCommit(() => report('ok'))
+      return result
+    } catch (err) {
+      report(failure(err))
+      throw err
+    }
+  }
+
   /** A task operation in its own transaction, its effects performed after the commit. */
   const operateTask = async (req: TaskOperationRequest): Promise<OperationResult> => {
-    const action = checkedAction(req.action)
-    const result =
-      db.provider === 'postgresql' && (action === 'pause' || action === 'resume')
-        ? await operateInOneStatement(req, action)
-        : await db.tx((tx) => operateTaskInTx(tx, req))
+    const report = reporter(req)
+    let result: OperationResult
+    try {
+      const action = checkedAction(req.action)
+      result =
+        db.provider === 'postgresql' && (action === 'pause' || action === 'resume')
+          ? await operateInOneStatement(req, action)
+          : await db.tx((tx) => operateInTx(tx, req))
+    } catch (err) {
+      report(failure(err))
+      throw err
+    }
+    report('ok')
     deps.afterCommit(result.effects)
     return result
   }

@@ -40,6 +40,7 @@ import {
   releaseLeases,
   stillHeld,
 } from './store'
+import { type EngineTelemetry, reportPlan } from './telemetry'
 import type { ComponentModule, ComponentRegistry, ComponentResult } from './types'
 
 /** What every transition reads besides the transaction. */
@@ -48,6 +49,7 @@ export interface TransitionEnv {
   graphs: GraphCache
   workerId: string
   logger: Logger
+  telemetry: EngineTelemetry
 }
 
 /** An activity whose start has committed, ready to execute. */
@@ -63,7 +65,25 @@ export type StartOutcome =
   | ({ kind: 'run' } & Started)
 
 function logBugs(env: TransitionEnv, taskId: number, plan: Plan) {
-  for (const bug of plan.bugs) env.logger.error({ taskId, bug }, 'engine bug: refused a state move')
+  for (const bug of plan.bugs) {
+    env.logger.error({ taskId, bug }, 'engine bug: refused a state move')
+    env.telemetry.error('bug')
+  }
+}
+
+/** Writes a plan and reports what it did to the telemetry once the transaction commits. */
+async function apply(
+  env: TransitionEnv,
+  tx: Executor,
+  taskId: number,
+  task: LockedTask,
+  ctx: Pick<PlanContext, 'graph' | 'nodes'>,
+  plan: Plan,
+  at: number,
+): Promise<Applied> {
+  const applied = await applyPlan(tx, taskId, task, plan, at)
+  reportPlan(env.telemetry, env.registry, tx, ctx, plan, task, at)
+  return applied
 }
 
 /** What a decision about `nodeId` needs: the graph and the rows it can read (rowsReadFrom). */
@@ -93,9 +113,10 @@ export async function startRun(env: TransitionEnv, tx: Executor, taskId: number,
   const resolved = resolveConstants(task.constants)
   if (!resolved.ok) throw new Error(`task ${taskId}: constants cannot be resolved: ${resolved.message}`)
   const graph = await env.graphs.get(tx, taskId)
-  const plan = planTaskStart(await planContext(env, tx, taskId, task, at, graph.graph.startId))
+  const ctx = await planContext(env, tx, taskId, task, at, graph.graph.startId)
+  const plan = planTaskStart(ctx)
   logBugs(env, taskId, plan)
-  await applyPlan(tx, taskId, task, plan, at)
+  await apply(env, tx, taskId, task, ctx, plan, at)
 }
 
 /**
@@ -117,8 +138,14 @@ export async function revokeRun(env: TransitionEnv, tx: Executor, taskId: number
   const plan = planRevoke(ctx)
   logBugs(env, taskId, plan)
   await closeOpenHistories(tx, taskId, 'REVOKED', at)
-  await applyPlan(tx, taskId, task, plan, at)
+  await apply(env, tx, taskId, task, ctx, plan, at)
   await enqueueCallback(tx, taskId, task, at)
+  tx.afterCommit(() =>
+    env.telemetry.taskEnded({
+      state: 'REVOKED',
+      durationMs: task.startedAt === null ? null : at - task.startedAt,
+    }),
+  )
 }
 
 /** A claimed node job: the node start, under the task row's lock, requires the task to be RUNNING. */
@@ -136,6 +163,7 @@ export async function startNode(
   }
   if (!(await stillHeld(tx, job, env.workerId))) {
     await recordFenced(tx, job, env.workerId, await fenceReason(tx, job, env.workerId), at)
+    tx.afterCommit(() => env.telemetry.error('fenced'))
     return { kind: 'fenced' }
   }
   const ctx = await planContext(env, tx, job.taskId, task, at, job.nodeId)
@@ -144,12 +172,12 @@ export async function startNode(
     const plan = planDueNode(ctx, job.nodeId)
     logBugs(env, job.taskId, plan)
     await deleteHeldJob(tx, job, env.workerId)
-    return { kind: 'done', applied: await applyPlan(tx, job.taskId, task, plan, at) }
+    return { kind: 'done', applied: await apply(env, tx, job.taskId, task, ctx, plan, at) }
   }
   const plan = planActivityStart(ctx, job.nodeId, env.registry.get)
   logBugs(env, job.taskId, plan)
   if (!plan.run) await deleteHeldJob(tx, job, env.workerId)
-  const applied = await applyPlan(tx, job.taskId, task, plan, at)
+  const applied = await apply(env, tx, job.taskId, task, ctx, plan, at)
   if (!plan.run) return { kind: 'done', applied }
   const module = env.registry.get(plan.run.code)
   if (!module) throw new Error(`component ${plan.run.code} vanished from the registry`)
@@ -207,6 +235,7 @@ export async function recordResult(
     const reason = await fenceReason(tx, job, env.workerId)
     await recordFenced(tx, job, env.workerId, reason, at)
     env.logger.warn({ taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, reason }, 'result fenced')
+    tx.afterCommit(() => env.telemetry.error('fenced'))
     return { applied: null, chained: [] }
   }
   if (result.status === 'wait') {
@@ -219,13 +248,10 @@ export async function recordResult(
   }
   const task = await lockTask(tx, job.taskId)
   if (!task || !(await deleteHeldJob(tx, job, env.workerId))) return fence()
-  const plan = planActivityResult(
-    await planContext(env, tx, job.taskId, task, at, job.nodeId),
-    job.nodeId,
-    outcome!,
-  )
+  const ctx = await planContext(env, tx, job.taskId, task, at, job.nodeId)
+  const plan = planActivityResult(ctx, job.nodeId, outcome!)
   logBugs(env, job.taskId, plan)
-  const done = await applyPlan(tx, job.taskId, task, plan, at)
+  const done = await apply(env, tx, job.taskId, task, ctx, plan, at)
   const room = chaining ? chaining.room() : 0
   if (!chaining || task.state !== 'RUNNING' || plan.jobs.length === 0 || room <= 0) {
     return { applied: done, chained: [] }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { z } from 'zod'
 import type { Effect, OperationResult, TaskOperationRequest } from './protocol'
 import type { StartScheduledTask } from './schedules'
+import type { EngineTelemetry } from './telemetry'
 
 /** What a component's `execute` or `schedule` step comes back with. */
 export type ComponentResult<Out = Record<string, unknown>> =
@@ -79,6 +80,8 @@ export interface EngineDeps {
   timeZone?: string
   /** Tests only (a fault-injection hook): called at named points of a firing. Never set in production. */
   fault?: (point: string) => void
+  /** Where metrics are reported (node transitions, claims, operations, errors). Default: nowhere. */
+  telemetry?: EngineTelemetry
 }
 
 export type WorkerMode = 'idle' | 'starting' | 'running' | 'draining' | 'stopped'
@@ -88,6 +91,8 @@ export interface Engine {
   /** The worker's mode: idle before startWorker, then starting → running → draining → stopped. */
   readonly mode: WorkerMode
   readonly workerId: string
+  /** When the worker's claim loop last went round (epoch ms); null before it started. */
+  readonly loopAt: number | null
   /**
    * A task operation (start, pause, resume, revoke) through the operation protocol, in its own
    * transaction; its effects (wake-ups, aborts) are performed after the commit.

@@ -53,6 +53,8 @@ export interface WorkerOptions {
 
 export interface Worker {
   readonly mode: WorkerMode
+  /** When the claim loop last went round (epoch ms); null before it started. */
+  readonly loopAt: number | null
   start(): Promise<void>
   stop(opts?: { drainMs?: number }): Promise<void>
   /** There is due work for `taskId`: wake this worker, and (once per tick) the other processes. */
@@ -81,6 +83,7 @@ export function createWorker(o: WorkerOptions): Worker {
   const workerId = env.workerId
 
   let mode: WorkerMode = 'idle'
+  let loopAt: number | null = null
   const inFlight = new Map<number, Run>()
   const unlisteners: Array<() => Promise<void>> = []
   let heartbeat: NodeJS.Timeout | undefined
@@ -128,7 +131,10 @@ export function createWorker(o: WorkerOptions): Worker {
     setImmediate(() => {
       notifyQueued = false
       // Signed with our id: this process woke itself already and ignores its own notification.
-      db.notify(WORK_CHANNEL, `${workerId} ${taskId}`).catch((err) => logger.warn({ err }, 'notify failed'))
+      db.notify(WORK_CHANNEL, `${workerId} ${taskId}`).catch((err) => {
+        logger.warn({ err }, 'notify failed')
+        env.telemetry.error('notify')
+      })
     })
   }
 
@@ -351,6 +357,7 @@ export function createWorker(o: WorkerOptions): Worker {
           { err, taskId: job.taskId, nodeId: job.nodeId, jobId: job.id },
           'job failed; its lease will expire',
         )
+        env.telemetry.error('job')
       })
       .finally(() => {
         run.settled = true
@@ -366,6 +373,7 @@ export function createWorker(o: WorkerOptions): Worker {
 
   const loop = async () => {
     while (mode === 'running') {
+      loopAt = now()
       // Due schedules are due work like jobs: claimed here, not by a loop of their own.
       if (o.fireDueSchedules) await o.fireDueSchedules()
       const free = concurrency - inFlight.size
@@ -373,9 +381,12 @@ export function createWorker(o: WorkerOptions): Worker {
       if (free > 0) {
         let jobs: ClaimedJob[] = []
         try {
-          jobs = await claimJobs(db, workerId, now(), leaseMs, free)
+          const at = now()
+          jobs = await claimJobs(db, workerId, at, leaseMs, free)
+          if (jobs.length > 0) env.telemetry.claimed(jobs.map((j) => Math.max(0, at - j.dueAt)))
         } catch (err) {
           logger.error({ err }, 'claiming jobs failed')
+          env.telemetry.error('claim')
         }
         if (mode !== 'running') {
           await releaseLeases(
@@ -410,6 +421,7 @@ export function createWorker(o: WorkerOptions): Worker {
       }
     } catch (err) {
       logger.warn({ err }, 'renewing leases failed')
+      env.telemetry.error('lease_renewal')
     }
   }
 
@@ -436,7 +448,10 @@ export function createWorker(o: WorkerOptions): Worker {
     heartbeat.unref()
     mode = 'running'
     logger.info({ workerId, concurrency }, 'worker running')
-    loopDone = loop().catch((err) => logger.error({ err }, 'worker loop crashed'))
+    loopDone = loop().catch((err) => {
+      logger.error({ err }, 'worker loop crashed')
+      env.telemetry.error('loop')
+    })
   }
 
   const stop = (opts: { drainMs?: number } = {}): Promise<void> => {
@@ -485,6 +500,9 @@ export function createWorker(o: WorkerOptions): Worker {
   return {
     get mode() {
       return mode
+    },
+    get loopAt() {
+      return loopAt
     },
     start,
     stop,

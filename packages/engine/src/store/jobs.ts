@@ -15,6 +15,8 @@ export interface ClaimedJob {
   /** The attempt this claim counted: the fence for completing it. */
   attempts: number
   payload: string | null
+  /** When it fell due (epoch ms): claim latency is the claim's time minus this. */
+  dueAt: number
 }
 
 // ---- claiming and leases ----------------------------------------------------------------------
@@ -41,6 +43,7 @@ interface JobRow {
   kind: JobKind
   attempts: number
   payload: string | null
+  due_at: number | string
 }
 
 /** Claimed rows, oldest first. */
@@ -53,6 +56,7 @@ function toClaimed(rows: JobRow[]): ClaimedJob[] {
       kind: r.kind,
       attempts: Number(r.attempts),
       payload: r.payload,
+      dueAt: Number(r.due_at),
     }))
     .sort((a, b) => a.id - b.id)
 }
@@ -96,7 +100,7 @@ export async function claimJobs(
             ORDER BY j.due_at, j.id
             LIMIT ${limit}
             ${lock})
-          RETURNING id, task_id, node_id, kind, attempts, payload`,
+          RETURNING id, task_id, node_id, kind, attempts, payload, due_at`,
     )
   const rows = db.provider === 'postgresql' ? await claim(db) : await db.tx(claim)
   return toClaimed(rows)
@@ -119,7 +123,7 @@ export async function claimTaskJobs(
   const rows = await tx.query<JobRow>(
     sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
         WHERE task_id = ${taskId} AND kind = 'node' AND lease_owner IS NULL AND node_id IN (${join(nodeIds)})
-        RETURNING id, task_id, node_id, kind, attempts, payload`,
+        RETURNING id, task_id, node_id, kind, attempts, payload, due_at`,
   )
   return toClaimed(rows)
 }

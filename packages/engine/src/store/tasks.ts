@@ -12,6 +12,8 @@ export interface LockedTask {
   constants: Record<string, Constant>
   callbackUrl: string | null
   callbackStatus: string | null
+  /** When the task started (epoch ms); null before its start. */
+  startedAt: number | null
 }
 
 const ConstantsSchema = z.record(z.string(), ConstantSchema)
@@ -36,9 +38,10 @@ export async function lockTask(
     constants: string
     callback_url: string | null
     callback_status: string | null
+    started_at: number | string | null
   }>(
     sql`UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning}
-        RETURNING event_seq, state, constants, callback_url, callback_status`,
+        RETURNING event_seq, state, constants, callback_url, callback_status, started_at`,
   )
   if (!row) return null
   return {
@@ -47,6 +50,7 @@ export async function lockTask(
     constants: ConstantsSchema.parse(JSON.parse(row.constants)),
     callbackUrl: row.callback_url,
     callbackStatus: row.callback_status,
+    startedAt: row.started_at === null ? null : Number(row.started_at),
   }
 }
 
