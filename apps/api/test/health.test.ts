@@ -3,7 +3,7 @@ import { connect, createServer, type Server as NetServer, type Socket } from 'no
 import { sql, sqlitePath } from '@stdops/db'
 import { testDatabaseBaseUrl } from '@stdops/db/testing'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Harness, startHarness, waitFor } from './harness'
+import { type Harness, lib, startHarness, waitFor } from './harness'
 import { isPostgres, killAll, serverEnv, startProcess, stopProcess } from './procs'
 
 /**
@@ -116,6 +116,16 @@ describe('/healthz and /readyz', () => {
     expect(stopped.body.checks?.worker).toBe('the worker is stopped')
     h.deps.lifecycle.beginStop()
     expect((await get(h.url, '/readyz')).body.checks?.process).toBe('stopping')
+  })
+
+  it('a worker whose claim loop has not gone round for over 10 s is not ready', async () => {
+    h = await startHarness()
+    const fresh = await lib.createReadinessCheck(h.deps)()
+    expect(fresh.checks.worker).toBe('ok')
+    // The real worker, seen from a clock a minute ahead: its last round is a minute old.
+    const later = await lib.createReadinessCheck({ ...h.deps, now: () => Date.now() + 60_000 })()
+    expect(later.ready).toBe(false)
+    expect(later.checks.worker).toMatch(/^the worker loop last went round (59|60|61) s ago$/)
   })
 
   it.runIf(isPostgres())(
