@@ -2,10 +2,12 @@ import { createDb, type MigratableDb, redactUrl, sql } from '@stdops/db'
 import { createEngine, loadComponentModules, localTimeZone, utcOffsetIn } from '@stdops/engine'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
+import apiPackage from '../package.json'
 import { newSecret } from './crypto'
 import type { Env } from './env'
 import { createLifecycle } from './ops/lifecycle'
 import { currentLogContext } from './ops/log-context'
+import { createMetrics } from './ops/metrics'
 import { type Deps, serverUtcOffset } from './services/deps'
 import { RateLimiter } from './services/rate-limit'
 import { startScheduledTask } from './services/schedules'
@@ -120,8 +122,15 @@ export async function createRuntime(
     : []
   const now = hooks.now ?? Date.now
   const timeZone = hooks.timeZone ?? localTimeZone()
+  const metrics = createMetrics({
+    db,
+    build: { version: apiPackage.version },
+    snapshotTtlMs: env.STDOPS_METRICS_CACHE_MS,
+    onSnapshotError: (err) => logger.warn({ err }, 'metrics: reading the database-backed gauges failed'),
+  })
   const engine = createEngine({
     db,
+    telemetry: metrics.telemetry,
     logger: logger.child({ component: 'engine' }),
     components,
     concurrency: env.STDOPS_WORKER_CONCURRENCY,
@@ -143,6 +152,7 @@ export async function createRuntime(
     now,
     timeZone,
     lifecycle: createLifecycle(),
+    metrics,
   }
   return {
     deps,

@@ -20,6 +20,8 @@ const EnvSchema = z.object({
   STDOPS_DEMO: z.enum(['0', '1']).default('1'),
   /** the web console's built files (default: apps/web/dist of this checkout) */
   STDOPS_CONSOLE_DIR: z.string().min(1).optional(),
+  /** How long /metrics reuses what it read from the database (tasks by state, waiting nodes, due jobs). */
+  STDOPS_METRICS_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
 })
 
 export type Env = z.infer<typeof EnvSchema>

@@ -1,7 +1,8 @@
 import fastifyCookie from '@fastify/cookie'
 import { LegacyCode } from '@stdops/core'
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import { LEGACY_APIS } from './legacy/apis'
 import { registerConsole } from './console'
 import { requestIdFrom } from './legacy/envelope'
 import { registerLegacyRoutes, sendEnvelope, sendNotFound } from './legacy/routes'
@@ -74,6 +75,24 @@ function instrumentRoutes(app: FastifyInstance, deps: Deps) {
   })
 }
 
+const TRPC_PROCEDURES: ReadonlySet<string> = new Set(Object.keys(appRouter._def.procedures))
+
+/**
+ * The route a request matched, as a metric label from a fixed set: the route template, with the
+ * legacy API's name or the tRPC procedure's in place of its parameter when it is a known one;
+ * `unmatched` for requests no route took (404s), so that no caller-chosen text becomes a label.
+ */
+function routeLabel(req: FastifyRequest): string {
+  const template = req.routeOptions.url
+  if (template === undefined) return 'unmatched'
+  const params = req.params as Record<string, string> | undefined
+  if (template.endsWith('/:api') && params?.api !== undefined && Object.hasOwn(LEGACY_APIS, params.api))
+    return template.replace(':api', params.api)
+  if (template.endsWith('/:path') && params?.path !== undefined && TRPC_PROCEDURES.has(params.path))
+    return template.replace(':path', params.path)
+  return template
+}
+
 function fastifyFor(deps: Deps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
@@ -86,7 +105,15 @@ function fastifyFor(deps: Deps): FastifyInstance {
     requestIdLogLabel: 'request_id',
   })
   instrumentRoutes(app, deps)
-  registerOpsRoutes(app, { readiness: createReadinessCheck(deps) })
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.httpRequest({
+      method: req.method,
+      route: routeLabel(req),
+      status: reply.statusCode,
+      seconds: reply.elapsedTime / 1000,
+    })
+  })
+  registerOpsRoutes(app, { readiness: createReadinessCheck(deps), metrics: () => deps.metrics.render() })
   return app
 }
 

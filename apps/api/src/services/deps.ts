@@ -2,6 +2,7 @@ import type { Db } from '@stdops/db'
 import type { Engine } from '@stdops/engine'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../ops/lifecycle'
+import type { Metrics } from '../ops/metrics'
 import type { RateLimiter } from './rate-limit'
 
 /** What every use case gets: built once in main.ts (or a test) and passed down. */
@@ -21,6 +22,8 @@ export interface Deps {
   timeZone: string
   /** The server's stop: work in flight, and the signal that ends event streams. */
   lifecycle: Lifecycle
+  /** This process's Prometheus metrics (GET /metrics). */
+  metrics: Metrics
 }
 
 export const serverUtcOffset = (at: Date) => -at.getTimezoneOffset()

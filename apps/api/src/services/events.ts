@@ -142,7 +142,12 @@ export async function* followTaskEvents(
   // and counts as work in flight until it has.
   const closing = deps.lifecycle.closing
   signal = signal ? AbortSignal.any([signal, closing]) : closing
-  const leave = deps.lifecycle.enter()
+  const entered = deps.lifecycle.enter()
+  deps.metrics.streamOpened(afterSeq > 0)
+  const leave = () => {
+    entered()
+    deps.metrics.streamClosed()
+  }
   if (signal.aborted) {
     leave()
     return

@@ -111,6 +111,7 @@ export async function insertTask(
   await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
   const operator = { operator: t.operator, source: t.source, projectId: t.projectId }
   await writeOperateRecord(tx, { ...operator, taskId: id, type: 'create', at: now })
+  tx.afterCommit(() => deps.metrics.taskCreated())
   if (!t.start) return { id, effects: [] }
   const started = await deps.engine.operateTaskInTx(tx, {
     ...operator,
