@@ -15,6 +15,8 @@ import Fastify from 'fastify'
 import pg from 'pg'
 import { hashSecret, sameDigest } from '../../apps/api/src/crypto'
 import { createLogger } from '../../apps/api/src/deps'
+import { createLifecycle } from '../../apps/api/src/ops/lifecycle'
+import { createMetrics } from '../../apps/api/src/ops/metrics'
 import { createServer } from '../../apps/api/src/server'
 import { authenticate, credentialsFrom } from '../../apps/api/src/services/auth'
 import type { Deps } from '../../apps/api/src/services/deps'
@@ -79,6 +81,7 @@ function counted(db: MigratableDb, c: Counter): MigratableDb {
       c.rec(short(q))
       return e.execute(q)
     },
+    afterCommit: (fn) => e.afterCommit(fn),
   })
   const base = wrap(db)
   return {
@@ -175,6 +178,8 @@ export async function probe(
       authFailures: new RateLimiter(),
       now: Date.now,
       timeZone: 'UTC',
+      lifecycle: createLifecycle(),
+      metrics: createMetrics({ db, build: { version: 'bench' } }),
     }
     const plain: Deps = { ...deps, db: raw }
     const creds = credentialsFrom(JSON.parse(id.header) as Record<string, unknown>)

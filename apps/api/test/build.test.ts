@@ -22,7 +22,11 @@ function bundleImports(): Set<string> {
   const dist = join(API, 'dist')
   for (const file of readdirSync(dist).filter((f) => f.endsWith('.mjs'))) {
     const text = readFileSync(join(dist, file), 'utf8')
-    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)["']([^"'.][^"']*)["']/g)) {
+    // Static imports and re-exports start their line in esbuild's output; dynamic ones are import("…").
+    const statics = text.matchAll(/^\s*(?:import|export)\b[^;\n]*?\bfrom\s*["']([^"']+)["']/gm)
+    const dynamics = text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)
+    for (const m of [...statics, ...dynamics]) {
+      if (m[1]!.startsWith('.')) continue
       const spec = m[1]!
       if (spec.startsWith('node:') || builtinModules.includes(spec.split('/')[0]!)) continue
       const parts = spec.split('/')
