@@ -8,6 +8,8 @@ import { defineConfig } from 'tsup'
  * - dist/cli.mjs: the server's command line (`bin/stdops-server.mjs` runs it).
  * - dist/library.mjs: the same server as a library (createRuntime, createServer …), for an
  *   in-process host: the integration tests load it with TEST_SERVER=dist.
+ * - dist/tracing.mjs: starts trace export when configured; the bin loads it before the server,
+ *   so that the instrumented modules are patched before anything imports them.
  *
  * The workspace packages (@stdops/core, db, engine) are TypeScript sources and are bundled in;
  * every other package stays an import, resolved at run time from this package's node_modules,
@@ -16,7 +18,7 @@ import { defineConfig } from 'tsup'
  * server applies them at start.
  */
 export default defineConfig({
-  entry: { cli: 'src/cli.ts', library: 'src/library.ts' },
+  entry: { cli: 'src/cli.ts', library: 'src/library.ts', tracing: 'src/tracing-main.ts' },
   format: ['esm'],
   platform: 'node',
   target: 'node20',

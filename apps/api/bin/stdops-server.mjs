@@ -10,4 +10,7 @@ if (!existsSync(entry)) {
 }
 // Stack traces name the TypeScript sources (dist/*.mjs.map).
 process.setSourceMapsEnabled(true)
+// Trace export (when OTEL_EXPORTER_OTLP_ENDPOINT is set) starts before the server is loaded.
+const tracing = await import(new URL('../dist/tracing.mjs', import.meta.url).href)
+await tracing.startTracingFromEnv()
 await import(entry.href)

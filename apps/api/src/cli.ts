@@ -4,6 +4,7 @@ import { bootstrapDemo } from './bootstrap'
 import { DEFAULT_CONSOLE_DIR } from './console'
 import { createLogger, createRuntime, type Runtime, testHooksFromPreload } from './deps'
 import { readEnv } from './env'
+import { stopTracing } from './ops/tracing'
 import { createOpsServer, createServer } from './server'
 import * as admin from './services/admin'
 
@@ -78,6 +79,7 @@ async function serve(opts: { api: boolean; worker: boolean }) {
       await server?.stop({ drainMs: env.STDOPS_DRAIN_MS })
       await ops?.stop({ drainMs: env.STDOPS_DRAIN_MS })
       await rt.close()
+      await stopTracing()
       process.exit(0)
     } catch (err) {
       logger.error({ err }, 'error while stopping')

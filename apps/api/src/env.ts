@@ -20,6 +20,10 @@ const EnvSchema = z.object({
   STDOPS_DEMO: z.enum(['0', '1']).default('1'),
   /** the web console's built files (default: apps/web/dist of this checkout) */
   STDOPS_CONSOLE_DIR: z.string().min(1).optional(),
+  /** An OTLP/HTTP collector's base URL: when set, traces are exported there (see docs/operations.md). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** The service name spans are reported under. */
+  OTEL_SERVICE_NAME: z.string().min(1).default('stdops'),
   /** How long /metrics reuses what it read from the database (tasks by state, waiting nodes, due jobs). */
   STDOPS_METRICS_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
 })

@@ -6,6 +6,7 @@
 export { createLogger, createRuntime, logFormatFor, type Runtime, type RuntimeTestHooks } from './deps'
 export { type Env, readEnv } from './env'
 export { createReadinessCheck } from './ops/health'
+export { startTracing, stopTracing } from './ops/tracing'
 export { createServer, type Server } from './server'
 export * as admin from './services/admin'
 export type { Deps } from './services/deps'

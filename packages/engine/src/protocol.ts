@@ -30,6 +30,7 @@ import {
   readTaskVersion,
   type TaskVersion,
 } from './store'
+import { activeTraceparent, inSpan } from './tracing'
 import { revokeRun, startRun, type TransitionEnv } from './transitions'
 
 /** Who asks, from where, in which project: what the operate record says. */
@@ -113,7 +114,11 @@ export function createProtocol(deps: ProtocolDeps) {
   const { db, env, now } = deps
 
   /** The operation's decision and writes, inside `tx`. */
-  const operateInTx = async (tx: Executor, req: TaskOperationRequest): Promise<OperationResult> => {
+  const operateInTx = async (
+    tx: Executor,
+    req: TaskOperationRequest,
+    traceparent: string | null,
+  ): Promise<OperationResult> => {
     const action = checkedAction(req.action)
     let current = await firstGuess(tx, req)
     for (;;) {
@@ -122,7 +127,7 @@ export function createProtocol(deps: ProtocolDeps) {
       const decidedAt = now()
       const seq = await compareAndSetTask(tx, req.taskId, current.version, {
         next: t.next,
-        ...(action === 'start' ? { started: { at: decidedAt, executor: req.operator } } : {}),
+        ...(action === 'start' ? { started: { at: decidedAt, executor: req.operator, traceparent } } : {}),
         ...(t.next === 'REVOKED' ? { finishedAt: decidedAt } : {}),
       })
       if (seq !== null) {
@@ -176,6 +181,8 @@ export function createProtocol(deps: ProtocolDeps) {
         durationMs: performance.now() - began,
       })
   }
+  const operationSpanName = (req: TaskOperationRequest) =>
+    `stdops.operation ${(TASK_ACTIONS as readonly string[]).includes(req.action) ? req.action : 'invalid'}`
   const failure = (err: unknown) =>
     err instanceof InvalidOperationError || err instanceof NotFoundError ? 'refused' : 'error'
 
@@ -185,33 +192,40 @@ export function createProtocol(deps: ProtocolDeps) {
    */
   const operateTaskInTx = async (tx: Executor, req: TaskOperationRequest): Promise<OperationResult> => {
     const report = reporter(req)
-    try {
-      const result = await operateInTx(tx, req)
-      tx.afterCommit(() => report('ok'))
-      return result
-    } catch (err) {
-      report(failure(err))
-      throw err
-    }
+    // The request's context, read before the operation's own span: what a started task keeps.
+    const traceparent = activeTraceparent()
+    return inSpan(operationSpanName(req), { attributes: { 'stdops.task.id': req.taskId } }, async () => {
+      try {
+        const result = await operateInTx(tx, req, traceparent)
+        tx.afterCommit(() => report('ok'))
+        return result
+      } catch (err) {
+        report(failure(err))
+        throw err
+      }
+    })
   }
 
   /** A task operation in its own transaction, its effects performed after the commit. */
   const operateTask = async (req: TaskOperationRequest): Promise<OperationResult> => {
     const report = reporter(req)
-    let result: OperationResult
-    try {
-      const action = checkedAction(req.action)
-      result =
-        db.provider === 'postgresql' && (action === 'pause' || action === 'resume')
-          ? await operateInOneStatement(req, action)
-          : await db.tx((tx) => operateInTx(tx, req))
-    } catch (err) {
-      report(failure(err))
-      throw err
-    }
-    report('ok')
-    deps.afterCommit(result.effects)
-    return result
+    const traceparent = activeTraceparent()
+    return inSpan(operationSpanName(req), { attributes: { 'stdops.task.id': req.taskId } }, async () => {
+      let result: OperationResult
+      try {
+        const action = checkedAction(req.action)
+        result =
+          db.provider === 'postgresql' && (action === 'pause' || action === 'resume')
+            ? await operateInOneStatement(req, action)
+            : await db.tx((tx) => operateInTx(tx, req, traceparent))
+      } catch (err) {
+        report(failure(err))
+        throw err
+      }
+      report('ok')
+      deps.afterCommit(result.effects)
+      return result
+    })
   }
 
   return { operateTask, operateTaskInTx }

@@ -57,6 +57,8 @@ export interface Started {
   module: ComponentModule
   inputs: unknown
   timeoutMs?: number | undefined
+  /** The task's traceparent: the node's span links to it. */
+  traceparent: string | null
 }
 
 export type StartOutcome =
@@ -181,7 +183,13 @@ export async function startNode(
   if (!plan.run) return { kind: 'done', applied }
   const module = env.registry.get(plan.run.code)
   if (!module) throw new Error(`component ${plan.run.code} vanished from the registry`)
-  return { kind: 'run', module, inputs: plan.run.inputs, timeoutMs: plan.run.timeoutMs }
+  return {
+    kind: 'run',
+    module,
+    inputs: plan.run.inputs,
+    timeoutMs: plan.run.timeoutMs,
+    traceparent: task.traceparent,
+  }
 }
 
 /** A finished or failed step as the node records it (outputs validated by the component's schema). */

@@ -4,6 +4,8 @@
  * What a job does to the database is a transition (transitions.ts), run in one transaction here;
  * the worker itself holds no SQL and decides nothing about states.
  */
+
+import { context, ROOT_CONTEXT } from '@opentelemetry/api'
 import type { Db } from '@stdops/db'
 import type { Logger } from 'pino'
 import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
@@ -16,6 +18,7 @@ import {
   releaseLeases,
   renewLeases,
 } from './store'
+import { inSpan, linksTo, tracer } from './tracing'
 import {
   dropStaleJob,
   outcomeOf,
@@ -259,8 +262,26 @@ export function createWorker(o: WorkerOptions): Worker {
     await runStarted(run, started)
   }
 
+  /** One span per node execution (a component step and its completion), linked to the task's request. */
+  const nodeSpan = <T>(run: Run, code: string, traceparent: string | null, fn: () => Promise<T>) =>
+    inSpan(
+      `stdops.node ${code}`,
+      {
+        attributes: {
+          'stdops.task.id': run.job.taskId,
+          'stdops.node.id': run.job.nodeId,
+          'stdops.component': code,
+        },
+        links: linksTo(traceparent),
+      },
+      fn,
+    )
+
   /** Executes a node whose start has committed (here, or chained in its predecessor's completion). */
-  const runStarted = async (run: Run, started: Started) => {
+  const runStarted = (run: Run, started: Started) =>
+    nodeSpan(run, started.module.code, started.traceparent, () => executeStarted(run, started))
+
+  const executeStarted = async (run: Run, started: Started) => {
     const execute = runStep(run, started.module, 'execute', started.inputs)
     let timer: NodeJS.Timeout | undefined
     // The activity's `timeout`: past it the component is aborted and the node fails, whatever
@@ -299,14 +320,16 @@ export function createWorker(o: WorkerOptions): Worker {
       return
     }
     const payload = job.payload === null ? {} : (JSON.parse(job.payload) as { callback_data?: unknown })
-    let result: ComponentResult = { status: 'finished', outputs: {} }
-    if (module.schedule) {
-      const inputs = module.inputs.safeParse(node.inputs)
-      result = inputs.success
-        ? await runStep(run, module, 'schedule', inputs.data, payload.callback_data)
-        : { status: 'failed', error: describeIssues('input', inputs.error.issues) }
-    }
-    await complete(run, module, result)
+    await nodeSpan(run, module.code, node.traceparent, async () => {
+      let result: ComponentResult = { status: 'finished', outputs: {} }
+      if (module.schedule) {
+        const inputs = module.inputs.safeParse(node.inputs)
+        result = inputs.success
+          ? await runStep(run, module, 'schedule', inputs.data, payload.callback_data)
+          : { status: 'failed', error: describeIssues('input', inputs.error.issues) }
+      }
+      await complete(run, module, result)
+    })
   }
 
   const runCallbackJob = async (run: Run) => {
@@ -350,7 +373,10 @@ export function createWorker(o: WorkerOptions): Worker {
         : job.kind === 'timer'
           ? runTimerJob
           : runNodeJob
-    run.done = work(run)
+    // Each job's span starts a trace of its own (linked to its task's request), not a child of
+    // whatever was active when it was launched (a predecessor's completion, for chained starts).
+    run.done = context
+      .with(ROOT_CONTEXT, () => work(run))
       .catch((err) => {
         if (mode === 'stopped' || run.released) return
         logger.error(
@@ -382,8 +408,15 @@ export function createWorker(o: WorkerOptions): Worker {
         let jobs: ClaimedJob[] = []
         try {
           const at = now()
+          const began = new Date()
           jobs = await claimJobs(db, workerId, at, leaseMs, free)
-          if (jobs.length > 0) env.telemetry.claimed(jobs.map((j) => Math.max(0, at - j.dueAt)))
+          if (jobs.length > 0) {
+            env.telemetry.claimed(jobs.map((j) => Math.max(0, at - j.dueAt)))
+            // A span for a claim that took work (an idle poll is not a step worth tracing).
+            tracer()
+              .startSpan('stdops.claim', { startTime: began, attributes: { 'stdops.jobs': jobs.length } })
+              .end()
+          }
         } catch (err) {
           logger.error({ err }, 'claiming jobs failed')
           env.telemetry.error('claim')

@@ -19,13 +19,16 @@ export function requestIdFrom(header: unknown): string {
   return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomHex(16)
 }
 
-/** The W3C traceparent's trace id, else the active span's, else new. */
+/**
+ * The request span's trace id when traces are recorded (it continues the caller's traceparent),
+ * else the caller's W3C traceparent's, else new.
+ */
 export function traceIdFrom(traceparent: unknown): string {
+  const span = trace.getActiveSpan()?.spanContext()
+  if (span && trace.isSpanContextValid(span)) return span.traceId
   if (typeof traceparent === 'string') {
     const m = TRACEPARENT.exec(traceparent.trim())
     if (m && m[1] !== '00000000000000000000000000000000') return m[1]!
   }
-  const span = trace.getActiveSpan()?.spanContext()
-  if (span && trace.isSpanContextValid(span)) return span.traceId
   return randomHex(16)
 }

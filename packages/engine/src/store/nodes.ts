@@ -58,12 +58,17 @@ export async function readNodeInputs(
   exec: Executor,
   taskId: number,
   nodeId: string,
-): Promise<{ state: NodeState; inputs: unknown } | null> {
-  const [row] = await exec.query<{ state: NodeState; inputs: string | null }>(
-    sql`SELECT state, inputs FROM node_states WHERE task_id = ${taskId} AND node_id = ${nodeId}`,
+): Promise<{ state: NodeState; inputs: unknown; traceparent: string | null } | null> {
+  const [row] = await exec.query<{ state: NodeState; inputs: string | null; traceparent: string | null }>(
+    sql`SELECT state, inputs, (SELECT traceparent FROM tasks WHERE id = ${taskId}) AS traceparent
+        FROM node_states WHERE task_id = ${taskId} AND node_id = ${nodeId}`,
   )
   if (!row) return null
-  return { state: row.state, inputs: row.inputs === null ? {} : JSON.parse(row.inputs) }
+  return {
+    state: row.state,
+    inputs: row.inputs === null ? {} : JSON.parse(row.inputs),
+    traceparent: row.traceparent ?? null,
+  }
 }
 
 export interface Applied {

@@ -14,6 +14,8 @@ export interface LockedTask {
   callbackStatus: string | null
   /** When the task started (epoch ms); null before its start. */
   startedAt: number | null
+  /** The W3C traceparent of the request that started it, when that request was traced. */
+  traceparent: string | null
 }
 
 const ConstantsSchema = z.record(z.string(), ConstantSchema)
@@ -39,9 +41,10 @@ export async function lockTask(
     callback_url: string | null
     callback_status: string | null
     started_at: number | string | null
+    traceparent: string | null
   }>(
     sql`UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning}
-        RETURNING event_seq, state, constants, callback_url, callback_status, started_at`,
+        RETURNING event_seq, state, constants, callback_url, callback_status, started_at, traceparent`,
   )
   if (!row) return null
   return {
@@ -51,6 +54,7 @@ export async function lockTask(
     callbackUrl: row.callback_url,
     callbackStatus: row.callback_status,
     startedAt: row.started_at === null ? null : Number(row.started_at),
+    traceparent: row.traceparent ?? null,
   }
 }
 
@@ -112,8 +116,8 @@ export async function readTaskVersion(exec: Executor, taskId: number): Promise<T
 /** The columns a task operation sets beside its state. */
 export interface TaskMove {
   next: TaskState
-  /** `start`: the run's start time and its executor. */
-  started?: { at: number; executor: string }
+  /** `start`: the run's start time, its executor, and the traceparent of the request that started it. */
+  started?: { at: number; executor: string; traceparent: string | null }
   /** A final state reached by an operation (REVOKED). */
   finishedAt?: number
 }
@@ -130,7 +134,12 @@ export async function compareAndSetTask(
   move: TaskMove,
 ): Promise<number | null> {
   const sets: Sql[] = [sql`state = ${move.next}`, sql`version = version + 1`, sql`event_seq = event_seq + 1`]
-  if (move.started) sets.push(sql`started_at = ${move.started.at}`, sql`executor = ${move.started.executor}`)
+  if (move.started)
+    sets.push(
+      sql`started_at = ${move.started.at}`,
+      sql`executor = ${move.started.executor}`,
+      sql`traceparent = ${move.started.traceparent}`,
+    )
   if (move.finishedAt !== undefined) sets.push(sql`finished_at = ${move.finishedAt}`)
   const [row] = await tx.query<{ event_seq: number }>(
     sql`UPDATE tasks SET ${join(sets)} WHERE id = ${taskId} AND version = ${expected} RETURNING event_seq`,
