@@ -35,44 +35,47 @@ export interface DbSnapshot {
   oldestDueAgeSeconds: number
 }
 
-/** One round of statements over the whole database: what the database-backed gauges show. */
+/**
+ * One statement over the whole database (one round trip): what the database-backed gauges show.
+ * Each part reads an index only: tasks by state, the RUNNING and FAILED node rows (partial
+ * indexes), jobs by kind and due time.
+ */
 export async function readSnapshot(db: Db, now: number): Promise<DbSnapshot> {
-  const [states, [waiting], [due]] = await Promise.all([
-    db.query<{ state: string; n: number | string }>(
-      sql`SELECT state, COUNT(*) AS n FROM tasks GROUP BY state`,
-    ),
-    db.query<Record<WaitReason, number | string | null>>(sql`SELECT
-        (SELECT COUNT(*) FROM jobs WHERE kind = 'timer') AS timer,
-        (SELECT COUNT(*) FROM jobs j JOIN tasks t ON t.id = j.task_id
-          WHERE j.kind = 'node' AND t.state = 'SUSPENDED') AS held,
-        (SELECT COUNT(*) FROM node_states n WHERE n.state = 'RUNNING'
-          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = n.task_id AND j.node_id = n.node_id)) AS callback,
-        (SELECT COUNT(*) FROM node_states n JOIN tasks t ON t.id = n.task_id
-          WHERE n.state = 'FAILED' AND t.state IN ('RUNNING', 'SUSPENDED')) AS failed`),
-    // Due and claimable, exactly as a claim would see it: nobody holds a live lease, and its
-    // task's state lets it run.
-    db.query<{
-      n: number | string
-      oldest: number | string | null
-    }>(sql`SELECT COUNT(*) AS n, MIN(j.due_at) AS oldest
-        FROM jobs j JOIN tasks t ON t.id = j.task_id
-        WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now})
-          AND (j.kind = 'callback' OR t.state = 'RUNNING' OR (j.kind = 'timer' AND t.state = 'SUSPENDED'))`),
-  ])
-  const num = (v: number | string | null | undefined) => Number(v ?? 0)
+  const rows = await db.query<{ k: string; n: number | string | null }>(sql`
+    SELECT 'task:' || state AS k, COUNT(*) AS n FROM tasks GROUP BY state
+    UNION ALL SELECT 'timer', COUNT(*) FROM jobs WHERE kind = 'timer'
+    UNION ALL SELECT 'held', COUNT(*) FROM jobs j JOIN tasks t ON t.id = j.task_id
+      WHERE j.kind = 'node' AND t.state = 'SUSPENDED'
+    UNION ALL SELECT 'callback', COUNT(*) FROM node_states n WHERE n.state = 'RUNNING'
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = n.task_id AND j.node_id = n.node_id)
+    UNION ALL SELECT 'failed', COUNT(*) FROM node_states n JOIN tasks t ON t.id = n.task_id
+      WHERE n.state = 'FAILED' AND t.state IN ('RUNNING', 'SUSPENDED')
+    UNION ALL SELECT 'due', COUNT(*) FROM jobs j JOIN tasks t ON t.id = j.task_id
+      WHERE ${dueAndClaimable(now)}
+    UNION ALL SELECT 'oldest', MIN(j.due_at) FROM jobs j JOIN tasks t ON t.id = j.task_id
+      WHERE ${dueAndClaimable(now)}`)
+  const got = new Map(rows.map((r) => [r.k, r.n === null ? null : Number(r.n)]))
+  const count = (k: string) => got.get(k) ?? 0
+  const oldest = got.get('oldest') ?? null
   return {
-    tasksByState: new Map(states.map((r) => [r.state, num(r.n)])),
+    tasksByState: new Map(
+      [...got].filter(([k]) => k.startsWith('task:')).map(([k, n]) => [k.slice(5), n ?? 0]),
+    ),
     waiting: {
-      callback: num(waiting?.callback),
-      timer: num(waiting?.timer),
-      held: num(waiting?.held),
-      failed: num(waiting?.failed),
+      callback: count('callback'),
+      timer: count('timer'),
+      held: count('held'),
+      failed: count('failed'),
     },
-    dueJobs: num(due?.n),
-    oldestDueAgeSeconds:
-      due?.oldest === null || due?.oldest === undefined ? 0 : Math.max(0, (now - num(due.oldest)) / 1000),
+    dueJobs: count('due'),
+    oldestDueAgeSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
   }
 }
+
+/** Due and claimable, exactly as a claim sees it: nobody holds a live lease, and the task's state lets it run. */
+const dueAndClaimable = (now: number) =>
+  sql`j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now})
+      AND (j.kind = 'callback' OR t.state = 'RUNNING' OR (j.kind = 'timer' AND t.state = 'SUSPENDED'))`
 
 export interface Metrics {
   registry: Registry
