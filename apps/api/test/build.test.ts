@@ -45,7 +45,7 @@ describe('the compiled server (apps/api/dist)', () => {
       expect(name.startsWith('@stdops/'), `${name} should be bundled in`).toBe(false)
       expect(
         Object.hasOwn(declared, name),
-        `${name} is imported by dist but not a dependency of apps/api`,
+        `${name} is imported by dist but not a dependency of apps/api: add it there, at the version the workspace package that uses it declares`,
       ).toBe(true)
     }
     expect(imported.has('tsx')).toBe(false)
