@@ -162,6 +162,9 @@ export async function* followTaskChanges(
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'project_view')
   const countsEveryMs = opts.countsEveryMs ?? 1000
+  // Like the task event stream: ends when the server stops, counted in flight until it has.
+  signal = signal ? AbortSignal.any([signal, deps.lifecycle.closing]) : deps.lifecycle.closing
+  const leave = deps.lifecycle.enter()
   const waker = await openWaker(deps, signal, opts.pollMs ?? 150, { projectId: project.id })
   const sent = new Map<number, string>()
   let sentCounts = ''
@@ -200,5 +203,6 @@ export async function* followTaskChanges(
     }
   } finally {
     await waker.close()
+    leave()
   }
 }
