@@ -2,7 +2,7 @@ import { createTreeBuilder } from '@stdops/core/testing'
 import type { MigratableDb } from '@stdops/db'
 import { createTestDatabaseUrl } from '@stdops/db/testing'
 import { afterEach, describe, expect, it } from 'vitest'
-import { authHeader, esb, type Identity } from './harness'
+import { authHeader, esb, type Identity, waitFor } from './harness'
 import { type Child, killAll, openAndBootstrap, serverEnv, sleep, startProcess, stopProcess } from './procs'
 
 /**
@@ -137,7 +137,11 @@ describe('graceful stop', () => {
     const outcomes: Outcome[] = []
     let exited = false
     const loops = Array.from({ length: 8 }, () => load(base, id, templateId, () => exited, outcomes))
-    await sleep(800)
+    // Under way: answers arriving (however slow the machine), requests in flight.
+    await waitFor(
+      async () => (outcomes.filter((o) => o.status !== undefined).length >= 10 ? true : undefined),
+      60_000,
+    )
     const sigterm = Date.now()
     const exit = await stopProcess(server)
     exited = true
