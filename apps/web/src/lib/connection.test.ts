@@ -46,6 +46,8 @@ describe('createConnection', () => {
     c.offline('stream')
     c.online('stream')
     expect(c.state.get().online).toBe(true)
+    // Only the browser's own flag closes the streams.
+    expect(c.browserOnline.get()).toBe(true)
     c.dispose()
   })
 
@@ -53,8 +55,10 @@ describe('createConnection', () => {
     const c = createConnection({ probe: async () => true, onRecovered: () => {} })
     window.dispatchEvent(new Event('offline'))
     expect(c.state.get().online).toBe(false)
+    expect(c.browserOnline.get()).toBe(false)
     window.dispatchEvent(new Event('online'))
     expect(c.state.get().online).toBe(true)
+    expect(c.browserOnline.get()).toBe(true)
     c.dispose()
   })
 })

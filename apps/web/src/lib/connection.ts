@@ -11,6 +11,12 @@ export type Cause = 'browser' | 'stream' | 'network'
 
 export interface Connection {
   readonly state: ReturnType<typeof createValueStore<{ online: boolean }>>
+  /**
+   * The browser's own flag alone. While it says offline, event streams are closed (a connection
+   * kept open across a network change may be dead without anyone noticing for minutes); when it
+   * says online again they are opened anew from their last event.
+   */
+  readonly browserOnline: ReturnType<typeof createValueStore<boolean>>
   offline(cause: Cause): void
   online(cause: Cause): void
   dispose(): void
@@ -23,6 +29,7 @@ export function createConnection(opts: {
   probeMs?: number
 }): Connection {
   const state = createValueStore({ online: true })
+  const browserOnline = createValueStore(true)
   const causes = new Set<Cause>()
   let probing: ReturnType<typeof setTimeout> | null = null
   let wasOffline = false
@@ -52,12 +59,15 @@ export function createConnection(opts: {
   const onBrowserOnline = () => conn.online('browser')
   const conn: Connection = {
     state,
+    browserOnline,
     offline(cause) {
+      if (cause === 'browser') browserOnline.set(false)
       causes.add(cause)
       if (cause === 'network' && probing === null) probe(base)
       update()
     },
     online(cause) {
+      if (cause === 'browser') browserOnline.set(true)
       causes.delete(cause)
       // A stream that came back is proof the server answers again.
       if (cause === 'stream') causes.delete('network')
@@ -71,7 +81,10 @@ export function createConnection(opts: {
   }
   window.addEventListener('offline', onBrowserOffline)
   window.addEventListener('online', onBrowserOnline)
-  if (typeof navigator !== 'undefined' && navigator.onLine === false) causes.add('browser')
+  if (typeof navigator !== 'undefined' && navigator.onLine === false) {
+    causes.add('browser')
+    browserOnline.set(false)
+  }
   update()
   return conn
 }

@@ -9,7 +9,9 @@ export type StreamStatus = 'connecting' | 'live' | 'ended' | { refused: unknown 
  * Follows `task.events` into the store from its last seq. The browser's EventSource reconnects by
  * itself after a drop and tells the server the last id it saw; should the stream end or fail
  * before the task's final event (a restart in between, a proxy closing it), it is opened again
- * from the store's last seq. Either way the store receives each event once, in order.
+ * from the store's last seq. While the browser says it is offline the stream is closed, and it is
+ * opened again from the last seq when the browser is back. Either way the store receives each
+ * event once, in order.
  */
 export function useTaskEvents(store: TaskStore | null, bizId: number, taskId: number): StreamStatus {
   const { client, connection } = useApp()
@@ -17,14 +19,20 @@ export function useTaskEvents(store: TaskStore | null, bizId: number, taskId: nu
   useEffect(() => {
     if (!store) return
     let stopped = false
+    let done = false
     let retry: ReturnType<typeof setTimeout> | undefined
     let sub: { unsubscribe(): void } | null = null
-    const again = (ms: number) => {
+    const close = () => {
+      clearTimeout(retry)
       sub?.unsubscribe()
       sub = null
+    }
+    const again = (ms: number) => {
+      close()
       if (!stopped) retry = setTimeout(open, ms)
     }
     function open() {
+      if (stopped || done || sub !== null || !connection.browserOnline.get()) return
       store!.flush()
       const last = store!.get().lastSeq
       sub = client.task.events.subscribe(
@@ -48,24 +56,38 @@ export function useTaskEvents(store: TaskStore | null, bizId: number, taskId: nu
           onComplete: () => {
             if (stopped) return
             store!.flush()
-            if (isEnded(store!.get())) setStatus('ended')
-            else again(1000)
+            if (isEnded(store!.get())) {
+              done = true
+              sub = null
+              setStatus('ended')
+            } else again(1000)
           },
           onError: (err) => {
             if (stopped) return
             if (refusalOf(err).network) {
               connection.offline('stream')
               again(2000)
-            } else setStatus({ refused: err })
+            } else {
+              done = true
+              sub = null
+              setStatus({ refused: err })
+            }
           },
         },
       )
     }
+    const offBrowser = connection.browserOnline.subscribe(() => {
+      if (connection.browserOnline.get()) open()
+      else {
+        close()
+        setStatus('connecting')
+      }
+    })
     open()
     return () => {
       stopped = true
-      clearTimeout(retry)
-      sub?.unsubscribe()
+      offBrowser()
+      close()
       connection.online('stream')
     }
   }, [store, client, connection, bizId, taskId])

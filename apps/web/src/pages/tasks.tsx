@@ -184,13 +184,15 @@ export function TasksPage() {
   const [pending, setPending] = useState<Exclude<TaskAction, 'start'> | null>(null)
   const [results, setResults] = useState<BulkResult | null>(null)
 
-  // Rows and counts stay current from the server's change stream (no polling).
+  // Rows and counts stay current from the server's change stream (no polling), closed while the
+  // browser says it is offline and opened again (with fresh rows and counts) when it is back.
+  const browserOnline = useStoreValue(connection.browserOnline, (v) => v)
   const ids = list.data?.list.map((r) => r.id) ?? []
   const changes = useSubscription(
     trpc.task.changes.subscriptionOptions(
       { ...filter, task_ids: ids },
       {
-        enabled: list.isSuccess,
+        enabled: list.isSuccess && browserOnline,
         onData: (msg) => {
           if (msg.type === 'rows') {
             const byId = new Map(msg.rows.map((r) => [r.id, r]))
