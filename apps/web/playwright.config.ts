@@ -7,6 +7,7 @@ import { defineConfig } from '@playwright/test'
  */
 export default defineConfig({
   testDir: 'e2e',
+  globalSetup: './e2e/global-setup.ts',
   workers: 1,
   fullyParallel: false,
   timeout: 90_000,
@@ -19,14 +20,20 @@ export default defineConfig({
     trace: 'retain-on-failure',
     launchOptions: {
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      // The flags of a quiet, headless Chromium in CI: no sandbox (CI runs as root), no GPU, no
+      // QUIC, and none of the browser's own calls home (first-run, updates, sync, background
+      // networking), which would only compete for the two cores.
       args: [
+        '--headless',
         '--no-sandbox',
-        '--disable-dev-shm-usage',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
         '--disable-background-networking',
         '--disable-component-update',
-        '--disable-default-apps',
         '--disable-sync',
-        '--no-first-run',
+        '--disable-dev-shm-usage',
+        '--disable-default-apps',
         '--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication',
       ],
     },
