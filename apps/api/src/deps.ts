@@ -134,6 +134,9 @@ export async function createRuntime(
     logger: logger.child({ component: 'engine' }),
     components,
     concurrency: env.STDOPS_WORKER_CONCURRENCY,
+    ...(env.STDOPS_PROJECT_CONCURRENCY === undefined
+      ? {}
+      : { projectConcurrency: env.STDOPS_PROJECT_CONCURRENCY }),
     revokeGraceMs: env.STDOPS_REVOKE_GRACE_MS,
     now,
     timeZone,

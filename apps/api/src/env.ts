@@ -14,6 +14,8 @@ const EnvSchema = z.object({
   STDOPS_SECRET_KEY: z.string().min(16).optional(),
   STDOPS_COMPONENTS: z.string().optional(),
   STDOPS_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+  /** A project's share of a worker's slots; default: the concurrency minus an eighth (28 of 32). */
+  STDOPS_PROJECT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).optional(),
   STDOPS_REVOKE_GRACE_MS: z.coerce.number().int().min(0).default(10000),
   STDOPS_DRAIN_MS: z.coerce.number().int().min(0).default(10000),
   STDOPS_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),

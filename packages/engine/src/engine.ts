@@ -12,6 +12,13 @@ import type { Engine, EngineDeps } from './types'
 import { createWorker, REVOKE_CHANNEL } from './worker'
 
 /**
+ * A project's share of a worker's slots unless set: seven eighths of them (28 of 32), so that one
+ * project's slow nodes always leave room for the others' (at least 1).
+ */
+export const defaultProjectConcurrency = (concurrency: number) =>
+  Math.max(1, concurrency - Math.ceil(concurrency / 8))
+
+/**
  * The engine: a worker (worker.ts) that claims and runs due work, transitions (transitions.ts)
  * that write what each step leads to, and the operation protocol (protocol.ts) through which
  * callers change a task. This file only wires them together.
@@ -20,6 +27,7 @@ export function createEngine(deps: EngineDeps): Engine {
   const { db } = deps
   const logger = deps.logger ?? pino({ level: 'silent' })
   const now = deps.now ?? Date.now
+  const concurrency = Math.max(1, deps.concurrency ?? 32)
   const env: TransitionEnv = {
     registry: createComponentRegistry(deps.components ?? []),
     graphs: new GraphCache(),
@@ -34,7 +42,8 @@ export function createEngine(deps: EngineDeps): Engine {
     leaseMs: deps.leaseMs ?? 30_000,
     pollMs: deps.pollMs ?? 200,
     revokeGraceMs: deps.revokeGraceMs ?? 10_000,
-    concurrency: Math.max(1, deps.concurrency ?? 32),
+    concurrency,
+    projectConcurrency: deps.projectConcurrency ?? defaultProjectConcurrency(concurrency),
     fetch: deps.fetch ?? globalThis.fetch.bind(globalThis),
     callbackRetryMs: deps.callbackRetryMs ?? 1000,
     callbackTimeoutMs: deps.callbackTimeoutMs ?? 10_000,

@@ -63,6 +63,11 @@ export interface EngineDeps {
   revokeGraceMs?: number
   /** Nodes executed at once by this process's worker. Default 32. */
   concurrency?: number
+  /**
+   * At most this many of this worker's slots run one project's jobs at once, and claims take turns
+   * between projects (the least served first). Default: concurrency minus an eighth (28 of 32).
+   */
+  projectConcurrency?: number
   /** For bk_http_request and callback_url. Default: the global fetch. */
   fetch?: typeof fetch
   /** callback_url retry backoff: base × 2^(attempt−1) ms, capped at 60 s. Default 1000. */

@@ -46,6 +46,8 @@ export interface WorkerOptions {
   pollMs: number
   revokeGraceMs: number
   concurrency: number
+  /** At most this many of this worker's slots hold one project's jobs at once (fair sharing). */
+  projectConcurrency: number
   fetch: typeof fetch
   callbackRetryMs: number
   callbackTimeoutMs: number
@@ -83,6 +85,7 @@ const errorMessage = (err: unknown) => (err instanceof Error ? err.message : Str
 
 export function createWorker(o: WorkerOptions): Worker {
   const { db, env, logger, leaseMs, pollMs, revokeGraceMs, concurrency, now } = o
+  const projectCap = Math.max(1, Math.min(concurrency, o.projectConcurrency))
   const workerId = env.workerId
 
   let mode: WorkerMode = 'idle'
@@ -188,6 +191,18 @@ export function createWorker(o: WorkerOptions): Worker {
     }
   }
 
+  /** Slots each project's jobs hold in this worker now (what claims and chaining share out). */
+  const projectLoad = () => {
+    const load = new Map<number, number>()
+    for (const run of inFlight.values()) load.set(run.job.projectId, (load.get(run.job.projectId) ?? 0) + 1)
+    return load
+  }
+  const loadOf = (projectId: number) => {
+    let n = 0
+    for (const run of inFlight.values()) if (run.job.projectId === projectId) n += 1
+    return n
+  }
+
   // ---- executing jobs ------------------------------------------------------------------------
 
   const componentContext = (run: Run, callbackData: unknown): ComponentContext => ({
@@ -242,7 +257,11 @@ export function createWorker(o: WorkerOptions): Worker {
     }
     const outcome = outcomeOf(module, result)
     const chaining = {
-      room: () => (mode === 'running' ? Math.min(CHAIN_LIMIT, concurrency - inFlight.size + 1) : 0),
+      // The completing job's own slot is counted in both: its successors may take it over.
+      room: () =>
+        mode === 'running'
+          ? Math.min(CHAIN_LIMIT, concurrency - inFlight.size + 1, projectCap - loadOf(job.projectId) + 1)
+          : 0,
       leaseMs,
     }
     const recorded = await serialByTask(job.taskId, () =>
@@ -388,9 +407,9 @@ export function createWorker(o: WorkerOptions): Worker {
       .finally(() => {
         run.settled = true
         if (run.grace) clearTimeout(run.grace)
-        const full = inFlight.size >= concurrency
+        const full = inFlight.size >= concurrency || loadOf(job.projectId) >= projectCap
         if (inFlight.get(job.id) === run) inFlight.delete(job.id)
-        // A full worker stopped claiming: a freed slot lets it claim again.
+        // A full worker (or a project at its share) stopped claiming: a freed slot lets it claim again.
         if (full && mode === 'running') wake()
       })
   }
@@ -409,7 +428,7 @@ export function createWorker(o: WorkerOptions): Worker {
         try {
           const at = now()
           const began = new Date()
-          jobs = await claimJobs(db, workerId, at, leaseMs, free)
+          jobs = await claimJobs(db, workerId, at, leaseMs, free, { cap: projectCap, load: projectLoad() })
           if (jobs.length > 0) {
             env.telemetry.claimed(jobs.map((j) => Math.max(0, at - j.dueAt)))
             // A span for a claim that took work (an idle poll is not a step worth tracing).

@@ -41,12 +41,12 @@ export async function createHarness(): Promise<Harness> {
 export async function insertTask(
   db: Db,
   tree: unknown,
-  opts: { callbackUrl?: string; name?: string } = {},
+  opts: { callbackUrl?: string; name?: string; projectId?: number } = {},
 ): Promise<number> {
   const constants = (tree as { constants?: unknown }).constants ?? {}
   const [row] = await db.query<{ id: number }>(sql`INSERT INTO tasks
       (project_id, name, creator, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, created_at)
-    VALUES (1, ${opts.name ?? 'task'}, 'tester', 'CREATED', 0, 0, ${JSON.stringify(tree)}, ${JSON.stringify(constants)}, '{}',
+    VALUES (${opts.projectId ?? 1}, ${opts.name ?? 'task'}, 'tester', 'CREATED', 0, 0, ${JSON.stringify(tree)}, ${JSON.stringify(constants)}, '{}',
             ${opts.callbackUrl ?? null}, ${Date.now()})
     RETURNING id`)
   return Number(row!.id)

@@ -10,6 +10,8 @@ export type JobKind = 'node' | 'timer' | 'callback'
 export interface ClaimedJob {
   id: number
   taskId: number
+  /** The task's project: a worker gives one project at most its share of slots (claimJobs). */
+  projectId: number
   nodeId: string
   kind: JobKind
   /** The attempt this claim counted: the fence for completing it. */
@@ -39,6 +41,7 @@ export const PER_TASK_CLAIM = 8
 interface JobRow {
   id: number
   task_id: number
+  project_id: number
   node_id: string
   kind: JobKind
   attempts: number
@@ -52,6 +55,7 @@ function toClaimed(rows: JobRow[]): ClaimedJob[] {
     .map((r) => ({
       id: Number(r.id),
       taskId: Number(r.task_id),
+      projectId: Number(r.project_id),
       nodeId: r.node_id,
       kind: r.kind,
       attempts: Number(r.attempts),
@@ -59,6 +63,31 @@ function toClaimed(rows: JobRow[]): ClaimedJob[] {
       dueAt: Number(r.due_at),
     }))
     .sort((a, b) => a.id - b.id)
+}
+
+/** What a claim returns: the job and its task's project (a lookup by primary key). */
+const CLAIMED = sql`id, task_id, node_id, kind, attempts, payload, due_at,
+  (SELECT p.project_id FROM tasks p WHERE p.id = jobs.task_id) AS project_id`
+
+/**
+ * How a worker shares its slots between projects: `load` counts the slots each project's jobs hold
+ * in this worker now (a project not listed holds none), and no project may hold more than `cap`.
+ */
+export interface ProjectShare {
+  cap: number
+  load: ReadonlyMap<number, number>
+}
+
+/** `CASE project WHEN p THEN value(p) ... ELSE otherwise END`, every number a bound parameter. */
+function perProject(
+  column: Sql,
+  load: ReadonlyMap<number, number>,
+  value: (n: number) => number,
+  otherwise: number,
+): Sql {
+  const cases = [...load].map(([p, n]) => sql`WHEN ${p} THEN ${value(n)}`)
+  if (cases.length === 0) return sql`CAST(${otherwise} AS INTEGER)`
+  return sql`CAST((CASE ${column} ${join(cases, ' ')} ELSE ${otherwise} END) AS INTEGER)`
 }
 
 /** Node jobs while their task is RUNNING, timers also while it is SUSPENDED, callbacks always (two aliasings). */
@@ -73,36 +102,48 @@ export async function claimJobs(
   now: number,
   leaseMs: number,
   limit: number,
+  share: ProjectShare = { cap: limit, load: new Map() },
 ): Promise<ClaimedJob[]> {
   const pg = db.provider === 'postgresql'
   const lock = pg ? sql`FOR UPDATE OF j SKIP LOCKED` : empty
-  // PostgreSQL: at most PER_TASK_CLAIM jobs of one task per claim, so that one wide fork does not
-  // fill every slot while other tasks wait (its transactions run one at a time anyway: they all
-  // take its task row). The worker claims again at once while claims find work, so a fork of slow
-  // components still fills the worker. SQLite has one writer: nothing to spread.
+  // Fair between projects, on both databases: the due, claimable jobs are ranked within their
+  // project (rn), and a project may take only the slots its share leaves it (rn <= cap - load);
+  // the claim then takes the lowest rn + load first, so a project that holds few slots goes ahead
+  // of one that holds many, and one claim takes turns between projects.
+  // PostgreSQL also ranks within each task first: at most PER_TASK_CLAIM jobs of one task per
+  // claim, so that one wide fork does not fill every slot while other tasks wait (its
+  // transactions run one at a time anyway: they all take its task row). The worker claims again
+  // at once while claims find work, so a fork of slow components still fills its share. SQLite
+  // has one writer: nothing to spread between tasks.
   // Only claimable jobs are ranked: a paused task's held node jobs must not take the places of its
   // running nodes' timers (with PER_TASK_CLAIM held jobs ahead, a timer would wait for resume).
-  const fair = pg
-    ? sql`AND j.id IN (SELECT d.id FROM (
-              SELECT w.id, row_number() OVER (PARTITION BY w.task_id ORDER BY w.due_at, w.id) AS rn
+  const due = sql`w.due_at <= ${now} AND (w.lease_until IS NULL OR w.lease_until < ${now}) AND ${CLAIMABLE.w}`
+  const candidates = pg
+    ? sql`SELECT c.id, c.project_id, c.due_at FROM (
+              SELECT w.id, wt.project_id, w.due_at,
+                     row_number() OVER (PARTITION BY w.task_id ORDER BY w.due_at, w.id) AS trn
               FROM jobs w JOIN tasks wt ON wt.id = w.task_id
-              WHERE w.due_at <= ${now} AND (w.lease_until IS NULL OR w.lease_until < ${now})
-                AND ${CLAIMABLE.w}) d
-            WHERE d.rn <= ${PER_TASK_CLAIM})`
-    : empty
+              WHERE ${due}) c
+            WHERE c.trn <= ${PER_TASK_CLAIM}`
+    : sql`SELECT w.id, wt.project_id, w.due_at FROM jobs w JOIN tasks wt ON wt.id = w.task_id WHERE ${due}`
+  const load = perProject(sql`r.project_id`, share.load, (n) => n, 0)
+  const room = perProject(sql`r.project_id`, share.load, (n) => share.cap - n, share.cap)
   const claim = (exec: Executor) =>
     exec.query<JobRow>(
       sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
           WHERE id IN (
             SELECT j.id FROM jobs j JOIN tasks t ON t.id = j.task_id
-            WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now}) ${fair}
-              AND ${CLAIMABLE.j}
-            ORDER BY j.due_at, j.id
+              JOIN (SELECT d.id, d.project_id,
+                           row_number() OVER (PARTITION BY d.project_id ORDER BY d.due_at, d.id) AS rn
+                    FROM (${candidates}) d) r ON r.id = j.id
+            WHERE j.due_at <= ${now} AND (j.lease_until IS NULL OR j.lease_until < ${now})
+              AND ${CLAIMABLE.j} AND r.rn <= ${room}
+            ORDER BY r.rn + ${load}, j.due_at, j.id
             LIMIT ${limit}
             ${lock})
-          RETURNING id, task_id, node_id, kind, attempts, payload, due_at`,
+          RETURNING ${CLAIMED}`,
     )
-  const rows = db.provider === 'postgresql' ? await claim(db) : await db.tx(claim)
+  const rows = pg ? await claim(db) : await db.tx(claim)
   return toClaimed(rows)
 }
 
@@ -123,7 +164,7 @@ export async function claimTaskJobs(
   const rows = await tx.query<JobRow>(
     sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
         WHERE task_id = ${taskId} AND kind = 'node' AND lease_owner IS NULL AND node_id IN (${join(nodeIds)})
-        RETURNING id, task_id, node_id, kind, attempts, payload, due_at`,
+        RETURNING ${CLAIMED}`,
   )
   return toClaimed(rows)
 }
