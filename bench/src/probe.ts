@@ -82,6 +82,7 @@ function counted(db: MigratableDb, c: Counter): MigratableDb {
       return e.execute(q)
     },
     afterCommit: (fn) => e.afterCommit(fn),
+    publish: (channel, key) => e.publish(channel, key),
   })
   const base = wrap(db)
   return {

@@ -5,6 +5,7 @@ import pg from 'pg'
 import { PrismaClient } from './generated/postgresql/client'
 import type { PrismaClient as SqlitePrismaClient } from './generated/sqlite/client'
 import { loadMigrations, MIGRATIONS_TABLE_SQL, newMigrationId } from './migrations'
+import { createPublisher, type Publisher } from './publish'
 import type { Sql } from './sql'
 import type { Db, Executor, Row } from './types'
 
@@ -35,19 +36,25 @@ export function runCommitted(fns: Array<() => void>) {
   }
 }
 
-function executorFor(client: pg.Pool | pg.PoolClient, committed: Array<() => void> | null): Executor {
+function executorFor(
+  client: pg.Pool | pg.PoolClient,
+  committed: Array<() => void> | null,
+  publisher: Publisher,
+): Executor {
   const run = async (q: Sql) => {
     const { text, values } = q.compile('postgresql')
     return client.query({ name: statementName(text), text, values: values as unknown[] })
+  }
+  const afterCommit = (fn: () => void) => {
+    if (committed) committed.push(fn)
+    else runCommitted([fn])
   }
   return {
     provider: 'postgresql',
     query: async <T = Row>(q: Sql) => (await run(q)).rows as T[],
     execute: async (q: Sql) => (await run(q)).rowCount ?? 0,
-    afterCommit: (fn) => {
-      if (committed) committed.push(fn)
-      else runCommitted([fn])
-    },
+    afterCommit,
+    publish: (channel, key) => afterCommit(() => publisher.add(channel, key)),
   }
 }
 
@@ -60,7 +67,12 @@ export function createPostgresDb(
     // An idle client lost its connection; the pool replaces it on the next checkout.
   })
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) }) as unknown as SqlitePrismaClient
-  const base = executorFor(pool, null)
+  const notify = async (channel: string, payload: string) => {
+    await pool.query('SELECT pg_notify($1, $2)', [channel, payload])
+  }
+  // A failed NOTIFY only delays the listeners until their next poll.
+  const publisher = createPublisher(notify)
+  const base = executorFor(pool, null, publisher)
   const emitter = new EventEmitter()
   emitter.setMaxListeners(0)
   let listener: Promise<pg.Client> | null = null
@@ -99,7 +111,7 @@ export function createPostgresDb(
       const committed: Array<() => void> = []
       try {
         await client.query('BEGIN')
-        const result = await fn(executorFor(client, committed))
+        const result = await fn(executorFor(client, committed, publisher))
         await client.query('COMMIT')
         runCommitted(committed)
         return result
@@ -121,10 +133,9 @@ export function createPostgresDb(
     query: base.query,
     execute: base.execute,
     afterCommit: base.afterCommit,
+    publish: base.publish,
     tx,
-    notify: async (channel, payload) => {
-      await pool.query('SELECT pg_notify($1, $2)', [channel, payload])
-    },
+    notify,
     listen: async (channel, onMessage) => {
       const c = await getListener()
       if (!channels.has(channel)) {
@@ -170,6 +181,8 @@ export function createPostgresDb(
       return done
     },
     close: async () => {
+      // What committed last still wakes its listeners.
+      await publisher.flush()
       closed = true
       await prisma.$disconnect()
       if (listener) await (await listener).end().catch(() => {})

@@ -7,6 +7,7 @@ import { PrismaClient } from './generated/sqlite/client'
 import { loadMigrations, MIGRATIONS_TABLE_SQL, newMigrationId } from './migrations'
 import { Mutex } from './mutex'
 import { runCommitted } from './postgres'
+import { createPublisher } from './publish'
 import type { Sql } from './sql'
 import type { Db, Executor, Row } from './types'
 
@@ -59,6 +60,9 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
   }
   // What the open transaction deferred to its commit (null: no transaction open).
   let committed: Array<() => void> | null = null
+  const publisher = createPublisher(async (channel, payload) => {
+    emitter.emit(channel, payload)
+  })
   const inTx: Executor = {
     provider: 'sqlite',
     query: async <T = Row>(q: Sql) => run(q).rows as T[],
@@ -70,6 +74,7 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
       if (committed) committed.push(fn)
       else runCommitted([fn])
     },
+    publish: (channel, key) => inTx.afterCommit(() => publisher.add(channel, key)),
   }
   const adapter = new PrismaBetterSqlite3({ url: `file:${sqlitePath(url)}`, timeout: 5000 })
   const prisma = new PrismaClient({ adapter })
@@ -81,6 +86,7 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
     query: (q) => mutex.run(() => inTx.query(q)),
     execute: (q) => mutex.run(() => inTx.execute(q)),
     afterCommit: (fn) => runCommitted([fn]),
+    publish: (channel, key) => publisher.add(channel, key),
     tx: async (fn) => {
       const done = await mutex.run(async () => {
         conn.prepare('BEGIN IMMEDIATE').run()
@@ -139,6 +145,7 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
         return done
       }),
     close: async () => {
+      await publisher.flush()
       await prisma.$disconnect()
       conn.close()
     },

@@ -16,6 +16,13 @@ export interface Executor {
    * outside a transaction. For reports about a change (metrics), not for work it causes.
    */
   afterCommit(fn: () => void): void
+  /**
+   * Once what this executor wrote is committed (as afterCommit), wakes the listeners of `channel`
+   * in every process (PostgreSQL NOTIFY; in-process on SQLite). Coalesced: a channel is notified
+   * at most once a tick, its payload the distinct keys published, comma-separated (`*` when they
+   * do not fit). A hint to look, never the data itself.
+   */
+  publish(channel: string, key: string): void
 }
 
 export interface Db extends Executor {

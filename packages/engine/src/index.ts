@@ -22,7 +22,13 @@ export {
   type ScheduledStartResult,
   type StartScheduledTask,
 } from './schedules'
-export { appendTaskEvent, insertEvents, type OperateRecordInput, type TaskVersion } from './store'
+export {
+  appendTaskEvent,
+  insertEvents,
+  type OperateRecordInput,
+  TASK_EVENTS_CHANNEL,
+  type TaskVersion,
+} from './store'
 export { type EngineErrorCause, type EngineTelemetry, NO_TELEMETRY } from './telemetry'
 export type {
   ComponentContext,

@@ -14,9 +14,9 @@ import { openWaker, TASK_EVENTS_CHANNEL } from './wake'
  * early when anything is published on the `stdops_task_events` channel (PostgreSQL NOTIFY across
  * processes; an in-process emitter on SQLite). Correctness rests on polling alone: a missed or
  * absent notification only costs latency, so a follower in one process sees events committed
- * by any other process sharing the PostgreSQL database. (As of this writing nothing publishes
- * on the channel yet, so followers run on polling; an appender that notifies after its commit,
- * payload the task id, makes them wake at once.)
+ * by any other process sharing the PostgreSQL database. Every transaction that appends events
+ * publishes the task's id once it commits (insertEvents, coalesced per tick), so followers wake
+ * at once.
  *
  * Why `seq > last` misses nothing: `seq` is taken per task from `tasks.event_seq` inside the
  * transaction that makes the change, so the row lock orders the writers and seqs become visible

@@ -1,7 +1,11 @@
+import { TASK_EVENTS_CHANNEL } from '@stdops/engine'
 import type { Deps } from './deps'
 
-/** Published (PostgreSQL NOTIFY, or in-process on SQLite) when task events commit; payload the task id. */
-export const TASK_EVENTS_CHANNEL = 'stdops_task_events'
+/**
+ * Published by the engine (PostgreSQL NOTIFY, or in-process on SQLite) after every commit that
+ * appended task events; payload the task ids, comma-separated (`*`: any).
+ */
+export { TASK_EVENTS_CHANNEL }
 
 export interface Waker {
   /** Resolves after `pollMs`, or sooner when the channel is notified or the signal aborts. */
@@ -21,10 +25,20 @@ export async function openWaker(
   what: Record<string, unknown>,
 ): Promise<Waker> {
   let wake: (() => void) | null = null
-  const poke = () => wake?.()
+  // Poked while not asleep (between two reads): the next sleep returns at once.
+  let poked = false
+  const poke = () => {
+    if (wake) wake()
+    else poked = true
+  }
+  // A follower of one task wakes only for that task's events (or `*`: too many tasks to name).
+  const taskKey = typeof what.taskId === 'number' ? String(what.taskId) : null
+  const onNotify = (payload: string) => {
+    if (taskKey === null || payload === '*' || payload.split(',').includes(taskKey)) poke()
+  }
   let unlisten: (() => Promise<void>) | null = null
   try {
-    unlisten = await deps.db.listen(TASK_EVENTS_CHANNEL, poke)
+    unlisten = await deps.db.listen(TASK_EVENTS_CHANNEL, onNotify)
   } catch (err) {
     deps.logger.warn({ err, ...what }, 'LISTEN failed, following by polling alone')
   }
@@ -32,6 +46,11 @@ export async function openWaker(
   return {
     sleep: () =>
       new Promise<void>((resolve) => {
+        if (poked) {
+          poked = false
+          resolve()
+          return
+        }
         const timer = setTimeout(done, pollMs)
         function done() {
           clearTimeout(timer)

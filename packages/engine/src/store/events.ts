@@ -1,5 +1,12 @@
 import { type Executor, join, sql } from '@stdops/db'
 
+/**
+ * Published after every commit that appended task events, the task id as key (coalesced per tick,
+ * see Executor.publish): event followers in every process wake at once instead of at their next
+ * poll.
+ */
+export const TASK_EVENTS_CHANNEL = 'stdops_task_events'
+
 export interface TaskEventInput {
   type: 'task_state' | 'node_state'
   state: string
@@ -46,4 +53,5 @@ export async function insertEvents(
   await tx.execute(
     sql`INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at) VALUES ${join(rows)}`,
   )
+  tx.publish(TASK_EVENTS_CHANNEL, String(taskId))
 }
