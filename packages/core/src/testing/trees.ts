@@ -22,7 +22,10 @@ type Node = {
 export type TreeBuilder = {
   readonly startId: string
   readonly endId: string
-  activity(code: string, opts?: { name?: string; data?: ComponentData; errorIgnorable?: boolean }): string
+  activity(
+    code: string,
+    opts?: { name?: string; data?: ComponentData; errorIgnorable?: boolean; optional?: boolean },
+  ): string
   gateway(type: GatewayKind, opts?: { name?: string }): string
   /** A flow; `condition` and `isDefault` set the source gateway's `conditions` / `default_condition`. */
   flow(source: string, target: string, opts?: { condition?: string; isDefault?: boolean }): string
@@ -58,13 +61,16 @@ export function createTreeBuilder(): TreeBuilder {
   const builder: TreeBuilder = {
     startId,
     endId,
-    activity(code, { name = `${code} ${++activityCount}`, data = {}, errorIgnorable = false } = {}) {
+    activity(
+      code,
+      { name = `${code} ${++activityCount}`, data = {}, errorIgnorable = false, optional = false } = {},
+    ) {
       return addNode('ServiceActivity', name, {
         component: { code, data, version: 'legacy' },
         error_ignorable: errorIgnorable,
         retryable: true,
         skippable: true,
-        optional: false,
+        optional,
         loop: null,
         stage_name: '',
         labels: [],
