@@ -1,4 +1,5 @@
-import { StdopsError } from '@stdops/core'
+import { readFile } from 'node:fs/promises'
+import { CategorySchema, ParamInvalidError, StdopsError, TEMPLATE_CATEGORIES } from '@stdops/core'
 import { Command, InvalidArgumentError } from 'commander'
 import { bootstrapDemo } from './bootstrap'
 import { DEFAULT_CONSOLE_DIR } from './console'
@@ -7,6 +8,7 @@ import { readEnv } from './env'
 import { stopTracing } from './ops/tracing'
 import { createOpsServer, createServer } from './server'
 import * as admin from './services/admin'
+import { addCommonTemplate } from './services/templates'
 
 /** Prints a one-line reason and exits non-zero: 2 for bad input, 1 otherwise. */
 function die(err: unknown): never {
@@ -187,5 +189,53 @@ adminCmd
       print(`${r.username} is ${r.role} in project ${r.projectId}`)
     }).catch(die),
   )
+
+adminCmd
+  .command('template')
+  .description('manage common templates (shared by every project)')
+  .command('add-common')
+  .requiredOption('--file <path>', 'a JSON file: a pipeline tree, or an object with a pipeline_tree key')
+  .requiredOption('--name <name>', 'the template name (1-100 characters)')
+  .option('--description <text>', 'a description', '')
+  .option(
+    '--category <category>',
+    "bk-sops's category (OpsTools, MonitorAlarm, ConfManage, DevTools, EnterpriseIT, OfficeApp, Other)",
+    'Other',
+  )
+  .action((o: { file: string; name: string; description: string; category: string }) =>
+    withRuntime(async ({ deps }) => {
+      const tree = await readTreeFile(o.file)
+      const category = CategorySchema.safeParse(o.category)
+      if (!category.success)
+        throw new ParamInvalidError(`--category must be one of ${TEMPLATE_CATEGORIES.join(', ')}`)
+      const r = await addCommonTemplate(deps, {
+        name: o.name,
+        pipeline_tree: tree,
+        description: o.description,
+        category: category.data,
+      })
+      print(String(r.id))
+    }).catch(die),
+  )
+
+/** The tree in a file: the JSON object itself, or its `pipeline_tree` (a template as get_template_info answers it). */
+async function readTreeFile(path: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new ParamInvalidError(`cannot read --file ${path}: ${(err as Error).message}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new ParamInvalidError(`--file ${path} is not JSON`)
+  }
+  const wrapped = parsed as { pipeline_tree?: unknown }
+  return wrapped && typeof wrapped === 'object' && wrapped.pipeline_tree !== undefined
+    ? wrapped.pipeline_tree
+    : parsed
+}
 
 program.parseAsync(process.argv).catch(die)

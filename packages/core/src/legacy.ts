@@ -33,10 +33,13 @@ const count = (min: number, max: number) => {
   })
 }
 
-/** A boolean, or `true` / `false` / `1` / `0` (query strings). */
+/**
+ * A boolean, or its text as clients write it in query strings: `true` / `false`, `True` / `False`
+ * (what Python's `requests` writes for a bool), `1` / `0`.
+ */
 const flag = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], required('true or false'))
-  .transform((v) => v === true || v === 'true' || v === '1')
+  .union([z.boolean(), z.enum(['true', 'false', 'True', 'False', '1', '0'])], required('true or false'))
+  .transform((v) => v === true || v === 'true' || v === 'True' || v === '1')
 
 /** Text for names, descriptions and filters. PostgreSQL text cannot hold NUL, so no column gets one. */
 const text = z
@@ -72,6 +75,90 @@ const dateTime = z
     'must be a date as YYYY-MM-DD HH:MM:SS or YYYY-MM-DD',
   )
 
+/**
+ * A time filter as bk-sops's get_task_list takes it: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, the same
+ * with a UTC offset (`+0800`, ` +0800`, `+08:00`), or ISO 8601 (`2024-01-01T12:00:00Z`, fractions of
+ * a second allowed). Kept as given; the server reads it (no offset: its own zone).
+ */
+export const TIME_FILTER =
+  /^(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?:[ T]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d{1,6})?)?(?:\s*(Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d))?)?$/
+const timeFilter = z
+  .string(required('a time'))
+  .regex(
+    TIME_FILTER,
+    'must be a time as YYYY-MM-DD HH:MM:SS (optionally with a UTC offset such as +0800), ISO 8601 or YYYY-MM-DD',
+  )
+
+/** A list of ids: a JSON list of ids, or their text separated by commas (`1,2, 3`). */
+const idList = z
+  .union([z.array(z.union([z.number(), z.string()])), z.string()], required('a list of ids'))
+  .transform((v, ctx) => {
+    const items =
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter((x) => x !== '')
+        : v
+    const ids: number[] = []
+    for (const item of items) {
+      const parsed = IdSchema.safeParse(item)
+      if (!parsed.success) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a list of positive integers, got ${JSON.stringify(item)}`,
+        })
+        return z.NEVER
+      }
+      ids.push(parsed.data)
+    }
+    return ids
+  })
+
+/** A list of node ids (strings); a JSON string of such a list is read too. */
+const nodeIdList = z
+  .union([z.array(z.string()), z.string()], required('a list of node ids'))
+  .transform((v) => {
+    if (Array.isArray(v)) return v
+    try {
+      const parsed = JSON.parse(v) as unknown
+      if (Array.isArray(parsed) && parsed.every((x) => typeof x === 'string')) return parsed as string[]
+    } catch {
+      // not JSON: a single id or a comma list
+    }
+    return v
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')
+  })
+  .pipe(z.array(z.string()).max(10_000, 'must have at most 10000 node ids'))
+
+/**
+ * Where a template comes from: a project's own (`project`; older clients say `business`) or a
+ * common template shared by every project (`common`). `business` is read as `project`.
+ */
+export const TemplateSourceSchema = z
+  .enum(['project', 'business', 'common'], required('project, business or common'))
+  .default('project')
+  .transform((v) => (v === 'business' ? 'project' : v))
+export type TemplateSource = 'project' | 'common'
+
+/**
+ * Execution schemes, as bk-sops takes them: one id or a list, each an integer scheme id or the
+ * string id get_template_schemes answers (`<template_id>-<name>`).
+ */
+const schemeIds = z
+  .union(
+    [z.array(z.union([z.number(), z.string()])), z.number(), z.string()],
+    required('a list of scheme ids'),
+  )
+  .transform((v) => (Array.isArray(v) ? v : [v]))
+  .pipe(
+    z
+      .array(z.union([z.number().int().positive(), z.string().min(1)]))
+      .max(100, 'must have at most 100 schemes'),
+  )
+
 const common = {
   bk_biz_id: IdSchema,
   scope: z.enum(['cmdb_biz', 'project'], required('cmdb_biz or project')).default('cmdb_biz'),
@@ -86,28 +173,64 @@ export const OperateTaskParamsSchema = z.object({
 
 export const StartTaskParamsSchema = z.object({ ...common, task_id: IdSchema })
 
-export const CreateTaskParamsSchema = z.object({
-  ...common,
-  template_id: IdSchema,
-  name,
-  constants: object.optional(),
-  pipeline_tree: object.optional(),
-  description: text.optional(),
-  callback_url: text.regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL').optional(),
-})
+export const CreateTaskParamsSchema = z
+  .object({
+    ...common,
+    template_id: IdSchema,
+    template_source: TemplateSourceSchema,
+    name,
+    /** bk-sops: `common` (a template's task) or `common_func` (functionalization, which stdops has not) */
+    flow_type: z
+      .enum(['common'], { error: () => 'must be common (functionalization tasks are not supported)' })
+      .optional(),
+    constants: object.optional(),
+    pipeline_tree: object.optional(),
+    description: text.optional(),
+    callback_url: text.regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL').optional(),
+    callback_version: z.enum(['v1', 'v2'], required('v1 or v2')).optional(),
+    exclude_task_nodes_id: nodeIdList.optional(),
+    execute_task_nodes_id: nodeIdList.optional(),
+    template_schemes_id: schemeIds.optional(),
+    simplify_vars: z.array(text, required('a list of constant keys')).max(1000).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const schemes = p.template_schemes_id ?? []
+    if (schemes.length === 0) return
+    const clash =
+      p.pipeline_tree !== undefined
+        ? 'pipeline_tree'
+        : (p.exclude_task_nodes_id ?? []).length > 0
+          ? 'exclude_task_nodes_id'
+          : (p.execute_task_nodes_id ?? []).length > 0
+            ? 'execute_task_nodes_id'
+            : undefined
+    if (clash)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['template_schemes_id'],
+        message: `cannot be used together with ${clash}`,
+      })
+  })
 
-export const GetTaskStatusParamsSchema = z.object({ ...common, task_id: IdSchema })
+export const GetTaskStatusParamsSchema = z.object({
+  ...common,
+  task_id: IdSchema,
+  /** adds a top-level `ex_data: {<node_id>: <error>}` */
+  with_ex_data: flag.optional(),
+  /** narrows the tree to one subprocess node */
+  subprocess_id: text.max(64, 'must be at most 64 characters').optional(),
+})
 
 export const GetTasksStatusParamsSchema = z.object({
   ...common,
-  task_id_list: z
-    .array(IdSchema, required('a list of task ids'))
-    .min(1, 'must not be empty')
-    .max(50, 'must have at most 50 ids'),
+  task_id_list: z.array(IdSchema, required('a list of task ids')).max(50, 'must have at most 50 ids'),
   include_children_status: flag.optional(),
 })
 
 export const GetTaskDetailParamsSchema = z.object({ ...common, task_id: IdSchema })
+
+/** bk-sops's ways a task comes to be (get_task_list's `create_method`). */
+export const CREATE_METHODS = ['app', 'api', 'app_maker', 'periodic', 'clocked', 'mobile'] as const
 
 export const GetTaskListParamsSchema = z.object({
   ...common,
@@ -115,11 +238,20 @@ export const GetTaskListParamsSchema = z.object({
   is_started: flag.optional(),
   is_finished: flag.optional(),
   executor: text.optional(),
+  create_method: z.enum(CREATE_METHODS, required(CREATE_METHODS.join(', '))).optional(),
   template_id: IdSchema.optional(),
-  create_time_start: dateTime.optional(),
-  create_time_end: dateTime.optional(),
+  template_ids: idList.optional(),
+  /** stdops has no child tasks: true matches none */
+  is_child_taskflow: flag.optional(),
+  expected_timezone: text.max(64, 'must be at most 64 characters').optional(),
+  create_time_start: timeFilter.optional(),
+  create_time_end: timeFilter.optional(),
   offset: count(0, MAX_ID).default(0),
-  limit: count(1, 200).default(100),
+  /** above 200 is cut to 200, as bk-sops cuts it; 0 answers no items (the count still) */
+  limit: count(0, MAX_ID)
+    .default(100)
+    .transform((n) => Math.min(n, 200)),
+  without_count: flag.optional(),
 })
 
 export const GetTaskOperateRecordParamsSchema = z.object({
@@ -128,19 +260,114 @@ export const GetTaskOperateRecordParamsSchema = z.object({
   node_id: text.optional(),
 })
 
+/** bk-sops's template categories. */
+export const TEMPLATE_CATEGORIES = [
+  'OpsTools',
+  'MonitorAlarm',
+  'ConfManage',
+  'DevTools',
+  'EnterpriseIT',
+  'OfficeApp',
+  'Other',
+] as const
+export const CategorySchema = z.enum(TEMPLATE_CATEGORIES, required(TEMPLATE_CATEGORIES.join(', ')))
+
+/** A pipeline tree as an object, or as a JSON string of one (bk-sops's create_template takes both). */
+const treeObject = z.preprocess((v) => {
+  if (typeof v !== 'string') return v
+  try {
+    return JSON.parse(v) as unknown
+  } catch {
+    return v
+  }
+}, object)
+
 export const CreateTemplateParamsSchema = z.object({
   ...common,
-  name,
-  pipeline_tree: object,
+  /** absent: `new<YYYYmmddHHMMSS>` (the server's time) */
+  name: name.optional(),
+  pipeline_tree: treeObject,
   description: text.optional(),
+  category: CategorySchema.optional(),
 })
 
-export const GetTemplateListParamsSchema = z.object(common)
+export const GetTemplateListParamsSchema = z.object({
+  ...common,
+  template_source: TemplateSourceSchema,
+  id_in: idList.optional(),
+  name_keyword: text.optional(),
+  include_constants: flag.optional(),
+  expected_timezone: text.max(64, 'must be at most 64 characters').optional(),
+})
 
-export const GetTemplateInfoParamsSchema = z.object({ ...common, template_id: IdSchema })
+export const GetTemplateInfoParamsSchema = z.object({
+  ...common,
+  template_id: IdSchema,
+  template_source: TemplateSourceSchema,
+  include_constants: flag.optional(),
+})
+
+export const PreviewTaskTreeParamsSchema = z.object({
+  ...common,
+  template_id: IdSchema,
+  template_source: TemplateSourceSchema,
+  /** bk-sops's template version: stdops keeps one version of a template, so any value names it */
+  version: text.max(64, 'must be at most 64 characters').optional(),
+  exclude_task_nodes_id: nodeIdList.default([]),
+  template_schemes_id: schemeIds.optional(),
+})
+
+export const PreviewCommonTaskTreeParamsSchema = PreviewTaskTreeParamsSchema.omit({ template_source: true })
+
+export const GetTemplateSchemesParamsSchema = z.object({
+  ...common,
+  template_id: IdSchema,
+  template_source: TemplateSourceSchema,
+  with_constants: flag.optional(),
+})
+
+export const CreateTemplateSchemeParamsSchema = z.object({
+  ...common,
+  template_id: IdSchema,
+  template_source: TemplateSourceSchema,
+  name: text.min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
+  data: nodeIdList,
+})
+
+/** Common templates belong to no project: `bk_biz_id` is optional (when given, project_view there is needed). */
+const optionalProject = {
+  bk_biz_id: IdSchema.optional(),
+  scope: common.scope,
+}
+
+export const GetCommonTemplateListParamsSchema = z.object({
+  ...optionalProject,
+  id_in: idList.optional(),
+  name_keyword: text.optional(),
+})
+
+export const GetCommonTemplateInfoParamsSchema = z.object({
+  ...optionalProject,
+  template_id: IdSchema,
+  include_constants: flag.optional(),
+})
 
 /** The building blocks of the schemas above, for other API families' schemas (schedules). */
-export const legacyFields = { required, count, flag, text, name, object, dateTime, common } as const
+export const legacyFields = {
+  required,
+  count,
+  flag,
+  text,
+  name,
+  object,
+  dateTime,
+  timeFilter,
+  idList,
+  nodeIdList,
+  schemeIds,
+  treeObject,
+  common,
+} as const
 
 export type OperateTaskParams = z.output<typeof OperateTaskParamsSchema>
 export type StartTaskParams = z.output<typeof StartTaskParamsSchema>

@@ -1,6 +1,9 @@
 import {
   CreateTaskParamsSchema,
   CreateTemplateParamsSchema,
+  CreateTemplateSchemeParamsSchema,
+  GetCommonTemplateInfoParamsSchema,
+  GetCommonTemplateListParamsSchema,
   GetTaskDetailParamsSchema,
   GetTaskListParamsSchema,
   GetTaskOperateRecordParamsSchema,
@@ -8,7 +11,10 @@ import {
   GetTasksStatusParamsSchema,
   GetTemplateInfoParamsSchema,
   GetTemplateListParamsSchema,
+  GetTemplateSchemesParamsSchema,
   OperateTaskParamsSchema,
+  PreviewCommonTaskTreeParamsSchema,
+  PreviewTaskTreeParamsSchema,
   StartTaskParamsSchema,
 } from '@stdops/core'
 import type { z } from 'zod'
@@ -46,7 +52,11 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
   start_task: api({
     method: 'POST',
     params: StartTaskParamsSchema,
-    run: async (d, c, p) => ({ data: await tasks.startTask(d, c, ref(p), p.task_id, 'api') }),
+    run: async (d, c, p) => {
+      // bk-sops also sends task_url beside the envelope's keys.
+      const data = await tasks.startTask(d, c, ref(p), p.task_id, 'api')
+      return { data, extra: { task_url: data.task_url } }
+    },
   }),
   create_task: api({
     method: 'POST',
@@ -63,12 +73,12 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
   get_task_status: api({
     method: 'GET',
     params: GetTaskStatusParamsSchema,
-    run: async (d, c, p) => ({ data: await tasks.taskStatus(d, c, ref(p), p.task_id) }),
+    run: async (d, c, p) => ({ data: await tasks.taskStatus(d, c, ref(p), p.task_id, p) }),
   }),
   get_tasks_status: api({
     method: 'POST',
     params: GetTasksStatusParamsSchema,
-    run: async (d, c, p) => ({ data: await tasks.tasksStatus(d, c, ref(p), p.task_id_list) }),
+    run: async (d, c, p) => ({ data: await tasks.tasksStatus(d, c, ref(p), p.task_id_list, p) }),
   }),
   get_task_detail: api({
     method: 'GET',
@@ -80,7 +90,7 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     params: GetTaskListParamsSchema,
     run: async (d, c, p) => {
       const { list, count } = await tasks.listTasks(d, c, ref(p), p)
-      return { data: list, extra: { count } }
+      return { data: list, extra: count === undefined ? {} : { count } }
     },
   }),
   get_task_operate_record: api({
@@ -96,12 +106,44 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
   get_template_list: api({
     method: 'GET',
     params: GetTemplateListParamsSchema,
-    run: async (d, c, p) => ({ data: await templates.listTemplates(d, c, ref(p)) }),
+    run: async (d, c, p) => ({ data: await templates.listTemplates(d, c, ref(p), p) }),
   }),
   get_template_info: api({
     method: 'GET',
     params: GetTemplateInfoParamsSchema,
-    run: async (d, c, p) => ({ data: await templates.getTemplate(d, c, ref(p), p.template_id) }),
+    run: async (d, c, p) => ({ data: await templates.getTemplate(d, c, ref(p), p.template_id, p) }),
+  }),
+  get_template_schemes: api({
+    method: 'GET',
+    params: GetTemplateSchemesParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.listTemplateSchemes(d, c, ref(p), p.template_id, p) }),
+  }),
+  create_template_scheme: api({
+    method: 'POST',
+    params: CreateTemplateSchemeParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.createTemplateScheme(d, c, ref(p), p) }),
+  }),
+  preview_task_tree: api({
+    method: 'POST',
+    params: PreviewTaskTreeParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.previewTaskTree(d, c, ref(p), p) }),
+  }),
+  preview_common_task_tree: api({
+    method: 'POST',
+    params: PreviewCommonTaskTreeParamsSchema,
+    run: async (d, c, p) => ({
+      data: await templates.previewTaskTree(d, c, ref(p), { ...p, template_source: 'common' }),
+    }),
+  }),
+  get_common_template_list: api({
+    method: 'GET',
+    params: GetCommonTemplateListParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.listCommonTemplates(d, c, p, p) }),
+  }),
+  get_common_template_info: api({
+    method: 'GET',
+    params: GetCommonTemplateInfoParamsSchema,
+    run: async (d, c, p) => ({ data: await templates.getCommonTemplate(d, c, p, p.template_id, p) }),
   }),
   ...SCHEDULE_APIS,
 }

@@ -134,3 +134,4 @@ export async function grant(deps: AdminDeps, username: string, projectId: number
   })
   return { username, projectId, role }
 }
+export { addCommonTemplate } from './templates'

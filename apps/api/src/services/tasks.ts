@@ -1,10 +1,13 @@
 import {
   buildStatusTree,
+  exclusionForExecuteList,
+  exclusionForSchemes,
   type NodeState,
   NotFoundError,
   ParamInvalidError,
   resolveConstants,
   type TaskState,
+  type TemplateSource,
   validatePipelineTree,
 } from '@stdops/core'
 import { type Executor, join, type Sql, sql } from '@stdops/db'
@@ -12,8 +15,8 @@ import { appendTaskEvent, type Effect, writeOperateRecord } from '@stdops/engine
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { type Action, authorize, type ProjectRef, resolveProject, resolveScope } from './projects'
-import { findTemplate } from './templates'
-import { formatTime, parseLocalTime } from './time'
+import { findTemplateOf, previewTree, schemesOf, type TemplateRecord } from './templates'
+import { formatTime, parseTimeFilter } from './time'
 
 /**
  * Where an operation came from, as operate records name it: `api` for the ESB routes, `app` for tRPC
@@ -23,11 +26,17 @@ export type OperateSource = 'api' | 'app' | 'periodic' | 'clocked'
 
 export interface CreateTaskInput {
   template_id: number
+  template_source?: TemplateSource | undefined
   name: string
   constants?: Record<string, unknown> | undefined
   pipeline_tree?: Record<string, unknown> | undefined
   description?: string | undefined
   callback_url?: string | undefined
+  callback_version?: 'v1' | 'v2' | undefined
+  exclude_task_nodes_id?: string[] | undefined
+  execute_task_nodes_id?: string[] | undefined
+  template_schemes_id?: Array<number | string> | undefined
+  simplify_vars?: string[] | undefined
 }
 
 export function taskUrl(deps: Deps, projectId: number, taskId: number): string {
@@ -80,6 +89,8 @@ export function prepareTaskTree(
 export interface NewTask {
   projectId: number
   templateId: number
+  templateSource?: TemplateSource | undefined
+  callbackVersion?: 'v1' | 'v2' | undefined
   name: string
   description?: string | undefined
   callbackUrl?: string | undefined
@@ -103,9 +114,10 @@ export async function insertTask(
 ): Promise<{ id: number; effects: Effect[] }> {
   const now = deps.now()
   const [row] = await tx.query<{ id: number }>(sql`INSERT INTO tasks
-    (project_id, template_id, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, create_method, created_at)
-    VALUES (${t.projectId}, ${t.templateId}, ${t.name}, ${t.description ?? ''}, ${t.operator}, ${''}, ${'CREATED'}, ${0}, ${0},
-            ${JSON.stringify(t.tree)}, ${JSON.stringify(t.tree.constants ?? {})}, ${'{}'}, ${t.callbackUrl ?? null}, ${t.source}, ${now})
+    (project_id, template_id, template_source, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs,
+     callback_url, callback_version, create_method, created_at)
+    VALUES (${t.projectId}, ${t.templateId}, ${t.templateSource ?? 'project'}, ${t.name}, ${t.description ?? ''}, ${t.operator}, ${''}, ${'CREATED'}, ${0}, ${0},
+            ${JSON.stringify(t.tree)}, ${JSON.stringify(t.tree.constants ?? {})}, ${'{}'}, ${t.callbackUrl ?? null}, ${t.callbackVersion ?? 'v1'}, ${t.source}, ${now})
     RETURNING id`)
   const id = Number(row!.id)
   await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
@@ -122,6 +134,45 @@ export async function insertTask(
   return { id, effects: started.effects }
 }
 
+/**
+ * The activities a new task leaves out: those its schemes do not run, else those not in
+ * `execute_task_nodes_id` (it wins over `exclude_task_nodes_id`, as in bk-sops), else
+ * `exclude_task_nodes_id`.
+ */
+export async function exclusionFor(
+  deps: Deps,
+  template: Pick<TemplateRecord, 'source' | 'id'>,
+  tree: Record<string, unknown>,
+  input: Pick<CreateTaskInput, 'exclude_task_nodes_id' | 'execute_task_nodes_id' | 'template_schemes_id'>,
+): Promise<string[]> {
+  if (input.template_schemes_id?.length)
+    return exclusionForSchemes(tree, await schemesOf(deps, template, input.template_schemes_id))
+  if (input.execute_task_nodes_id?.length) return exclusionForExecuteList(tree, input.execute_task_nodes_id)
+  return input.exclude_task_nodes_id ?? []
+}
+
+/**
+ * bk-sops's `simplify_vars`: the named constants lose their template type and become plain text
+ * variables (custom, textarea), so a caller can pass every value as text.
+ */
+function simplifyVars(tree: Record<string, unknown>, keys: string[] | undefined): Record<string, unknown> {
+  if (!keys?.length) return tree
+  const constants = { ...((tree.constants as Record<string, Record<string, unknown>> | undefined) ?? {}) }
+  for (const k of keys) {
+    const key = k.startsWith('${') ? k : `\${${k}}`
+    const c = constants[key]
+    if (!c || c.source_type === 'component_outputs') continue
+    constants[key] = {
+      ...c,
+      source_type: 'custom',
+      custom_type: 'textarea',
+      source_tag: 'textarea.textarea',
+      is_meta: false,
+    }
+  }
+  return { ...tree, constants }
+}
+
 export async function createTask(
   deps: Deps,
   caller: Caller,
@@ -130,21 +181,31 @@ export async function createTask(
   opts: { start?: boolean; source: OperateSource },
 ) {
   const project = await resolveProject(deps, caller, ref)
-  const template = await findTemplate(deps, project.id, input.template_id, ref)
+  const template = await findTemplateOf(
+    deps,
+    project.id,
+    input.template_source ?? 'project',
+    input.template_id,
+    ref,
+  )
   authorize(
     caller,
     project,
     ...(opts.start ? (['create_task', 'task_operate'] as const) : (['create_task'] as const)),
   )
   const base = input.pipeline_tree ?? (JSON.parse(template.pipelineTree) as Record<string, unknown>)
-  const tree = prepareTaskTree(deps, base, input.constants)
+  const exclude = await exclusionFor(deps, template, base, input)
+  const { pipeline_tree: kept } = previewTree(base, exclude)
+  const tree = prepareTaskTree(deps, simplifyVars(kept, input.simplify_vars), input.constants)
   const created = await deps.db.tx((tx) =>
     insertTask(deps, tx, {
       projectId: project.id,
       templateId: template.id,
+      templateSource: template.source,
       name: input.name,
       description: input.description,
       callbackUrl: input.callback_url,
+      callbackVersion: input.callback_version,
       tree,
       operator: caller.username,
       source: opts.source,
@@ -187,6 +248,7 @@ export async function startTask(
 }
 
 interface NodeRow {
+  task_id: number
   node_id: string
   state: NodeState
   retry: number
@@ -214,74 +276,150 @@ function nodeNames(tree: Record<string, unknown>): {
   return { names, ignorable }
 }
 
-/** The status tree of engine.md §6, with times in the legacy format. */
-export async function taskStatus(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number) {
+export interface StatusOptions {
+  with_ex_data?: boolean | undefined
+  subprocess_id?: string | undefined
+}
+
+/** The status tree of a task, with times in the legacy format. */
+export async function taskStatus(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  taskId: number,
+  opts: StatusOptions = {},
+) {
   const { task } = await resolveTask(deps, caller, ref, taskId, 'task_view')
-  return statusOf(deps, task.id)
+  const [status] = await statusTrees(deps, [task.id], { unset: null })
+  if (!status) throw new Error(`task ${taskId} vanished`)
+  if (opts.subprocess_id !== undefined) {
+    // stdops's trees have no subprocess nodes: a subprocess id names nothing in this task.
+    throw new NotFoundError(`subprocess[id=${opts.subprocess_id}] does not exist in task(${taskId})`)
+  }
+  const { errors, tree } = status
+  return opts.with_ex_data ? { ...tree, ex_data: Object.fromEntries(errors) } : tree
 }
 
+/** Kept for callers that want one task's tree. */
 export async function statusOf(deps: Deps, taskId: number) {
-  const [t] = await deps.db.query<{
-    id: number
-    name: string
-    state: TaskState
-    pipeline_tree: string
-    started_at: number | null
-    finished_at: number | null
-  }>(sql`SELECT id, name, state, pipeline_tree, started_at, finished_at FROM tasks WHERE id = ${taskId}`)
-  if (!t) throw new Error(`task ${taskId} vanished`)
-  const nodes = await deps.db.query<NodeRow>(
-    sql`SELECT node_id, state, retry, skip, loop, version, error_ignored, error, started_at, finished_at FROM node_states WHERE task_id = ${taskId}`,
-  )
-  const { names, ignorable } = nodeNames(JSON.parse(t.pipeline_tree) as Record<string, unknown>)
-  const toDate = (ms: number | null) => (ms === null ? null : new Date(Number(ms)))
-  const tree = buildStatusTree({
-    task: {
-      id: t.id,
-      name: t.name,
-      state: t.state,
-      startedAt: toDate(t.started_at),
-      finishedAt: toDate(t.finished_at),
-    },
-    nodes: nodes.map((n) => ({
-      nodeId: n.node_id,
-      state: n.state,
-      retry: Number(n.retry),
-      skip: Boolean(n.skip),
-      loop: Number(n.loop),
-      version: Number(n.version),
-      errorIgnorable: ignorable[n.node_id] ?? false,
-      errorIgnored: Boolean(n.error_ignored),
-      startedAt: toDate(n.started_at),
-      finishedAt: toDate(n.finished_at),
-    })),
-    names,
-    now: new Date(deps.now()),
-  })
-  const errors = new Map(nodes.filter((n) => n.error).map((n) => [n.node_id, n.error]))
-  return formatStatusTimes(deps, tree, errors) as Record<string, unknown>
+  const [status] = await statusTrees(deps, [taskId], { unset: null })
+  if (!status) throw new Error(`task ${taskId} vanished`)
+  return status.tree
 }
 
-function formatStatusTimes(deps: Deps, node: unknown, errors: Map<string, string | null>): unknown {
+interface TaskStatusRow {
+  id: number
+  name: string
+  state: TaskState
+  pipeline_tree: string
+  started_at: number | null
+  finished_at: number | null
+}
+
+/**
+ * The status trees of some tasks (two queries whatever their number), in the order of `ids`;
+ * missing ids are left out. `unset` is what an unset time becomes (`null`, or bk-sops's `""`).
+ */
+async function statusTrees(
+  deps: Deps,
+  ids: readonly number[],
+  opts: { unset: null | '' },
+): Promise<Array<{ id: number; tree: Record<string, unknown>; errors: Map<string, string> }>> {
+  const wanted = ids.filter((id) => id <= 2147483647)
+  if (wanted.length === 0) return []
+  const [tasks, nodes] = await Promise.all([
+    deps.db.query<TaskStatusRow>(
+      sql`SELECT id, name, state, pipeline_tree, started_at, finished_at FROM tasks WHERE id IN (${join(wanted)})`,
+    ),
+    deps.db.query<NodeRow>(
+      sql`SELECT task_id, node_id, state, retry, skip, loop, version, error_ignored, error, started_at, finished_at
+          FROM node_states WHERE task_id IN (${join(wanted)})`,
+    ),
+  ])
+  const byTask = new Map<number, NodeRow[]>()
+  for (const n of nodes) {
+    const list = byTask.get(Number(n.task_id)) ?? []
+    list.push(n)
+    byTask.set(Number(n.task_id), list)
+  }
+  const toDate = (ms: number | null) => (ms === null ? null : new Date(Number(ms)))
+  const rows = new Map(tasks.map((t) => [Number(t.id), t]))
+  return wanted.flatMap((id) => {
+    const t = rows.get(id)
+    if (!t) return []
+    const taskNodes = byTask.get(id) ?? []
+    const { names, ignorable } = nodeNames(JSON.parse(t.pipeline_tree) as Record<string, unknown>)
+    const tree = buildStatusTree({
+      task: {
+        id: Number(t.id),
+        name: t.name,
+        state: t.state,
+        startedAt: toDate(t.started_at),
+        finishedAt: toDate(t.finished_at),
+      },
+      nodes: taskNodes.map((n) => ({
+        nodeId: n.node_id,
+        state: n.state,
+        retry: Number(n.retry),
+        skip: Boolean(n.skip),
+        loop: Number(n.loop),
+        version: Number(n.version),
+        errorIgnorable: ignorable[n.node_id] ?? false,
+        errorIgnored: Boolean(n.error_ignored),
+        startedAt: toDate(n.started_at),
+        finishedAt: toDate(n.finished_at),
+      })),
+      names,
+      now: new Date(deps.now()),
+    })
+    const errors = new Map(
+      taskNodes.filter((n) => n.error !== null && n.error !== '').map((n) => [n.node_id, n.error as string]),
+    )
+    return [
+      { id, tree: formatStatusTimes(deps, tree, errors, opts.unset) as Record<string, unknown>, errors },
+    ]
+  })
+}
+
+function formatStatusTimes(
+  deps: Deps,
+  node: unknown,
+  errors: Map<string, string>,
+  unset: null | '',
+): unknown {
   const n = node as Record<string, unknown>
   const out: Record<string, unknown> = { ...n }
   for (const k of ['start_time', 'finish_time']) {
     const v = n[k]
-    out[k] = v instanceof Date ? formatTime(deps, v.getTime()) : (v ?? null)
+    out[k] = v instanceof Date ? formatTime(deps, v.getTime()) : unset
   }
   if (typeof n.id === 'string' && errors.has(n.id)) out.ex_data = errors.get(n.id)
   if (n.children && typeof n.children === 'object') {
     out.children = Object.fromEntries(
       Object.entries(n.children as Record<string, unknown>).map(([k, c]) => [
         k,
-        formatStatusTimes(deps, c, errors),
+        formatStatusTimes(deps, c, errors, unset),
       ]),
     )
   }
   return out
 }
 
-export async function tasksStatus(deps: Deps, caller: Caller, ref: ProjectRef, ids: number[]) {
+/** bk-sops's `current_flow` of a task of a template (flow_type `common`). */
+const currentFlow = (state: string) =>
+  state === 'FINISHED' || state === 'REVOKED' ? 'finished' : 'execute_task'
+
+/**
+ * get_tasks_status: per task of the project, its root status (the displayed state: FAILED while
+ * a node has failed), times ("" when unset), and with `include_children_status` its nodes'.
+ */
+export async function tasksStatus(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  ids: number[],
+  opts: { include_children_status?: boolean | undefined } = {},
+) {
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'project_view')
   const wanted = [...new Set(ids.filter((i) => i <= 2147483647))]
@@ -290,38 +428,84 @@ export async function tasksStatus(deps: Deps, caller: Caller, ref: ProjectRef, i
     where: { projectId: project.id, id: { in: wanted } },
     orderBy: { id: 'asc' },
   })
-  return rows.map((t) => ({
-    id: t.id,
-    name: t.name,
-    status: { id: t.id, state: t.state },
-    create_time: formatTime(deps, t.createdAt),
-    start_time: formatTime(deps, t.startedAt),
-    finish_time: formatTime(deps, t.finishedAt),
-    url: taskUrl(deps, project.id, t.id),
+  const trees = new Map(
+    (
+      await statusTrees(
+        deps,
+        rows.map((t) => t.id),
+        { unset: '' },
+      )
+    ).map((s) => [s.id, s.tree]),
+  )
+  const time = (ms: bigint | null) => formatTime(deps, ms) ?? ''
+  return rows.map((t) => {
+    const { children, running_nodes: _running, ...root } = trees.get(t.id) ?? {}
+    return {
+      id: t.id,
+      name: t.name,
+      status: { ...root, id: t.id },
+      flow_type: 'common',
+      current_flow: currentFlow(t.state),
+      is_deleted: false,
+      create_time: time(t.createdAt),
+      start_time: time(t.startedAt),
+      finish_time: time(t.finishedAt),
+      url: taskUrl(deps, project.id, t.id),
+      ...(opts.include_children_status ? { children: children ?? {} } : {}),
+    }
+  })
+}
+
+/** A task's outputs as bk-sops lists them: `{key, name, value}` per output constant of its tree. */
+function outputList(tree: Record<string, unknown>, constants: unknown, outputs: unknown) {
+  const declared = Array.isArray(tree.outputs)
+    ? (tree.outputs as unknown[]).filter((k) => typeof k === 'string')
+    : []
+  const cs = (constants ?? {}) as Record<string, { name?: unknown; value?: unknown }>
+  const finished = (outputs ?? {}) as Record<string, unknown>
+  return (declared as string[]).map((key) => ({
+    key,
+    name: typeof cs[key]?.name === 'string' ? (cs[key]!.name as string) : key,
+    value: Object.hasOwn(finished, key) ? finished[key] : (cs[key]?.value ?? null),
   }))
 }
 
 export async function taskDetail(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number) {
   const { project } = await resolveTask(deps, caller, ref, taskId, 'task_view')
   const t = await deps.db.prisma.task.findUniqueOrThrow({ where: { id: taskId } })
+  const failed = await deps.db.prisma.nodeState.findMany({
+    where: { taskId, state: 'FAILED' },
+    orderBy: { nodeId: 'asc' },
+    select: { nodeId: true, error: true },
+  })
   const end = t.finishedAt ?? (t.startedAt !== null ? BigInt(deps.now()) : null)
+  const tree = JSON.parse(t.pipelineTree) as Record<string, unknown>
+  const constants = JSON.parse(t.constants) as unknown
+  const time = (ms: bigint | null) => formatTime(deps, ms) ?? ''
   return {
     id: t.id,
     project_id: t.projectId,
+    project_name: project.name,
     bk_biz_id: project.bkBizId,
     name: t.name,
     description: t.description,
     creator: t.creator,
-    create_time: formatTime(deps, t.createdAt),
-    start_time: formatTime(deps, t.startedAt),
-    finish_time: formatTime(deps, t.finishedAt),
+    create_method: t.createMethod,
+    create_time: time(t.createdAt),
+    start_time: time(t.startedAt),
+    finish_time: time(t.finishedAt),
     executor: t.executor,
     elapsed_time: t.startedAt !== null && end !== null ? Math.floor(Number(end - t.startedAt) / 1000) : 0,
-    template_id: t.templateId,
+    template_id: t.templateId === null ? '' : String(t.templateId),
+    template_source: t.templateSource,
     state: t.state,
-    pipeline_tree: JSON.parse(t.pipelineTree) as unknown,
-    constants: JSON.parse(t.constants) as unknown,
-    outputs: JSON.parse(t.outputs) as unknown,
+    pipeline_tree: tree,
+    constants,
+    outputs: outputList(tree, constants, JSON.parse(t.outputs) as unknown),
+    ex_data: failed
+      .map((n) => n.error ?? '')
+      .filter((e) => e !== '')
+      .join('\n'),
     callback_url: t.callbackUrl,
     callback_status: t.callbackStatus,
     task_url: taskUrl(deps, project.id, t.id),
@@ -333,62 +517,90 @@ export interface TaskListFilter {
   is_started?: boolean | undefined
   is_finished?: boolean | undefined
   executor?: string | undefined
+  create_method?: string | undefined
   template_id?: number | undefined
+  template_ids?: number[] | undefined
+  is_child_taskflow?: boolean | undefined
   create_time_start?: string | undefined
   create_time_end?: string | undefined
   offset: number
   limit: number
+  without_count?: boolean | undefined
 }
+
+const MAX_INT = 2147483647
 
 export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: TaskListFilter) {
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'project_view')
-  const time = (s: string | undefined, field: string) => {
+  const time = (s: string | undefined, field: string, end: boolean) => {
     if (s === undefined) return undefined
-    const ms = parseLocalTime(deps, s)
-    if (ms === null) throw new ParamInvalidError(`invalid param: ${field}: expected YYYY-MM-DD HH:MM:SS`)
+    const ms = parseTimeFilter(deps, s, end)
+    if (ms === null) throw new ParamInvalidError(`invalid param: ${field}: not a valid time`)
     return BigInt(ms)
   }
-  const start = time(f.create_time_start, 'create_time_start')
-  const end = time(f.create_time_end, 'create_time_end')
+  const start = time(f.create_time_start, 'create_time_start', false)
+  const end = time(f.create_time_end, 'create_time_end', true)
   // bk-sops filters the name with icontains: a literal, case-insensitive substring on both databases.
   const contains =
     deps.db.provider === 'postgresql'
-      ? (k: string) => sql`strpos(lower(name), lower(${k})) > 0`
-      : (k: string) => sql`instr(lower(name), lower(${k})) > 0`
-  const conds: Sql[] = [sql`project_id = ${project.id}`]
+      ? (k: string) => sql`strpos(lower(t.name), lower(${k})) > 0`
+      : (k: string) => sql`instr(lower(t.name), lower(${k})) > 0`
+  const conds: Sql[] = [sql`t.project_id = ${project.id}`]
   if (f.keyword) conds.push(contains(f.keyword))
   if (f.is_started !== undefined)
-    conds.push(f.is_started ? sql`started_at IS NOT NULL` : sql`started_at IS NULL`)
+    conds.push(f.is_started ? sql`t.started_at IS NOT NULL` : sql`t.started_at IS NULL`)
   if (f.is_finished !== undefined)
-    conds.push(f.is_finished ? sql`state = 'FINISHED'` : sql`state <> 'FINISHED'`)
-  if (f.executor) conds.push(sql`executor = ${f.executor}`)
+    conds.push(f.is_finished ? sql`t.state = 'FINISHED'` : sql`t.state <> 'FINISHED'`)
+  if (f.executor) conds.push(sql`t.executor = ${f.executor}`)
+  if (f.create_method) conds.push(sql`t.create_method = ${f.create_method}`)
   if (f.template_id !== undefined)
-    conds.push(sql`template_id = ${f.template_id > 2147483647 ? -1 : f.template_id}`)
-  if (start !== undefined) conds.push(sql`created_at >= ${start}`)
-  if (end !== undefined) conds.push(sql`created_at <= ${end}`)
+    conds.push(sql`t.template_id = ${f.template_id > MAX_INT ? -1 : f.template_id}`)
+  if (f.template_ids !== undefined) {
+    const ids = f.template_ids.filter((id) => id <= MAX_INT)
+    conds.push(ids.length === 0 ? sql`1 = 0` : sql`t.template_id IN (${join(ids)})`)
+  }
+  // stdops has no child tasks (bk-sops's independent subprocesses): asking for them finds none.
+  if (f.is_child_taskflow === true) conds.push(sql`1 = 0`)
+  if (start !== undefined) conds.push(sql`t.created_at >= ${start}`)
+  if (end !== undefined) conds.push(sql`t.created_at <= ${end}`)
   const where = join(conds, ' AND ')
-  const [rows, [total]] = await Promise.all([
-    deps.db.query<{
-      id: number
-      name: string
-      creator: string
-      executor: string
-      state: TaskState
-      template_id: number | null
-      created_at: number
-      started_at: number | null
-      finished_at: number | null
-    }>(
-      sql`SELECT id, name, creator, executor, state, template_id, created_at, started_at, finished_at FROM tasks
-          WHERE ${where} ORDER BY id DESC LIMIT ${f.limit} OFFSET ${f.offset}`,
-    ),
-    deps.db.query<{ n: number }>(sql`SELECT COUNT(*) AS n FROM tasks WHERE ${where}`),
+  const [rows, total] = await Promise.all([
+    f.limit === 0
+      ? []
+      : deps.db.query<{
+          id: number
+          name: string
+          creator: string
+          executor: string
+          state: TaskState
+          template_id: number | null
+          template_source: string
+          create_method: string
+          category: string | null
+          created_at: number
+          started_at: number | null
+          finished_at: number | null
+        }>(
+          sql`SELECT t.id, t.name, t.creator, t.executor, t.state, t.template_id, t.template_source, t.create_method,
+                CASE WHEN t.template_source = 'common' THEN ct.category ELSE tp.category END AS category,
+                t.created_at, t.started_at, t.finished_at
+              FROM tasks t
+              LEFT JOIN templates tp ON tp.id = t.template_id AND t.template_source = 'project'
+              LEFT JOIN common_templates ct ON ct.id = t.template_id AND t.template_source = 'common'
+              WHERE ${where} ORDER BY t.id DESC LIMIT ${f.limit} OFFSET ${f.offset}`,
+        ),
+    f.without_count
+      ? undefined
+      : deps.db
+          .query<{ n: number }>(sql`SELECT COUNT(*) AS n FROM tasks t WHERE ${where}`)
+          .then(([r]) => Number(r?.n ?? 0)),
   ])
-  const count = Number(total?.n ?? 0)
   const list = rows.map((t) => ({
-    id: t.id,
+    id: Number(t.id),
     name: t.name,
+    category: t.category ?? 'Other',
+    create_method: t.create_method,
     creator: t.creator,
     executor: t.executor,
     create_time: formatTime(deps, t.created_at),
@@ -396,12 +608,58 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
     finish_time: formatTime(deps, t.finished_at),
     is_started: t.started_at !== null,
     is_finished: t.state === 'FINISHED',
+    is_child_taskflow: false,
     state: t.state,
-    template_id: t.template_id,
+    template_source: t.template_source,
+    template_id: t.template_id === null ? '' : String(t.template_id),
     project_id: project.id,
+    project_name: project.name,
     bk_biz_id: project.bkBizId,
+    bk_biz_name: project.name,
   }))
-  return { list, count }
+  return { list, count: total }
+}
+
+/** bk-sops's names of operation types and sources (its own wording, in Chinese, as its clients show them). */
+const OPERATE_TYPE_NAMES: Record<string, string> = {
+  none: '无',
+  create: '创建',
+  task_clone: '克隆',
+  start: '执行',
+  pause: '暂停',
+  resume: '继续',
+  revoke: '撤销',
+  delete: '删除',
+  update: '更新',
+  callback: '回调',
+  retry: '重试',
+  skip: '跳过',
+  skip_exg: '跳过失败网关',
+  skip_cpg: '跳过并行条件网关',
+  pause_subproc: '暂停节点',
+  resume_subproc: '继续节点',
+  nodes_action: '节点操作',
+  forced_fail: '强制失败',
+  spec_nodes_timer_reset: '修改定时时间',
+}
+const OPERATE_SOURCE_NAMES: Record<string, string> = {
+  app: 'app 页面',
+  api: 'api 接口',
+  parent: '父任务',
+  periodic: '周期任务',
+  clocked: '计划任务',
+}
+
+function parseExtra(v: string | null): Record<string, unknown> {
+  if (!v) return {}
+  try {
+    const parsed = JSON.parse(v) as unknown
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {}
+  } catch {
+    return {}
+  }
 }
 
 export async function operateRecords(
@@ -420,10 +678,13 @@ export async function operateRecords(
     id: r.id,
     operator: r.operator,
     operate_type: r.operateType,
+    operate_type_name: OPERATE_TYPE_NAMES[r.operateType] ?? r.operateType,
     operate_source: r.operateSource,
+    operate_source_name: OPERATE_SOURCE_NAMES[r.operateSource] ?? r.operateSource,
     operate_date: formatTime(deps, r.createdAt),
     node_id: r.nodeId,
     instance_id: r.taskId,
     project_id: r.projectId,
+    extra_info: parseExtra(r.extraInfo),
   }))
 }

@@ -1,4 +1,4 @@
-import { formatLegacyTime } from '@stdops/core'
+import { formatLegacyTime, TIME_FILTER } from '@stdops/core'
 import type { Deps } from './deps'
 
 /** Epoch ms (number or bigint, from either database) → the legacy `YYYY-MM-DD HH:MM:SS +ZZZZ`. */
@@ -19,4 +19,35 @@ export function parseLocalTime(deps: Pick<Deps, 'utcOffsetMinutes'>, s: string):
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(se))
   if (Number.isNaN(utc)) return null
   return utc - deps.utcOffsetMinutes(new Date(utc)) * 60_000
+}
+
+/**
+ * A get_task_list time filter → epoch ms: `YYYY-MM-DD` (the day's start, or with `end` its last
+ * second), `YYYY-MM-DD HH:MM[:SS]`, either with a UTC offset (`+0800`, ` +0800`, `+08:00`, `Z`) or
+ * as ISO 8601 with `T`; without an offset it is read in the server's zone.
+ */
+export function parseTimeFilter(
+  deps: Pick<Deps, 'utcOffsetMinutes'>,
+  s: string,
+  end: boolean,
+): number | null {
+  const m = TIME_FILTER.exec(s.trim())
+  if (!m) return null
+  const [, y, mo, d, h, mi, se, zone] = m
+  const dateOnly = h === undefined
+  const [hh, mm, ss] = dateOnly
+    ? end
+      ? [23, 59, 59]
+      : [0, 0, 0]
+    : [Number(h), Number(mi), Number(se ?? '0')]
+  const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), hh, mm, ss)
+  if (Number.isNaN(utc)) return null
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)))
+  if (day.getUTCDate() !== Number(d)) return null // 2024-02-31 and the like
+  if (zone === undefined) return utc - deps.utcOffsetMinutes(new Date(utc)) * 60_000
+  if (zone === 'Z') return utc
+  const sign = zone.startsWith('-') ? -1 : 1
+  const digits = zone.slice(1).replace(':', '')
+  const offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)))
+  return utc - offset * 60_000
 }

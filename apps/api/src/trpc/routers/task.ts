@@ -29,7 +29,7 @@ export const taskRouter = router({
     ),
   status: authedProcedure
     .input(GetTaskStatusParamsSchema)
-    .query(({ ctx, input }) => tasks.taskStatus(ctx.deps, ctx.caller, ref(input), input.task_id)),
+    .query(({ ctx, input }) => tasks.taskStatus(ctx.deps, ctx.caller, ref(input), input.task_id, input)),
   detail: authedProcedure
     .input(GetTaskDetailParamsSchema)
     .query(({ ctx, input }) => tasks.taskDetail(ctx.deps, ctx.caller, ref(input), input.task_id)),

@@ -1,7 +1,12 @@
 import {
   CreateTemplateParamsSchema,
+  CreateTemplateSchemeParamsSchema,
+  GetCommonTemplateInfoParamsSchema,
+  GetCommonTemplateListParamsSchema,
   GetTemplateInfoParamsSchema,
   GetTemplateListParamsSchema,
+  GetTemplateSchemesParamsSchema,
+  PreviewTaskTreeParamsSchema,
 } from '@stdops/core'
 import { refOf as ref } from '../../services/projects'
 import * as templates from '../../services/templates'
@@ -13,8 +18,29 @@ export const templateRouter = router({
     .mutation(({ ctx, input }) => templates.createTemplate(ctx.deps, ctx.caller, ref(input), input)),
   list: authedProcedure
     .input(GetTemplateListParamsSchema)
-    .query(({ ctx, input }) => templates.listTemplates(ctx.deps, ctx.caller, ref(input))),
+    .query(({ ctx, input }) => templates.listTemplates(ctx.deps, ctx.caller, ref(input), input)),
   get: authedProcedure
     .input(GetTemplateInfoParamsSchema)
-    .query(({ ctx, input }) => templates.getTemplate(ctx.deps, ctx.caller, ref(input), input.template_id)),
+    .query(({ ctx, input }) =>
+      templates.getTemplate(ctx.deps, ctx.caller, ref(input), input.template_id, input),
+    ),
+  schemes: authedProcedure
+    .input(GetTemplateSchemesParamsSchema)
+    .query(({ ctx, input }) =>
+      templates.listTemplateSchemes(ctx.deps, ctx.caller, ref(input), input.template_id, input),
+    ),
+  createScheme: authedProcedure
+    .input(CreateTemplateSchemeParamsSchema)
+    .mutation(({ ctx, input }) => templates.createTemplateScheme(ctx.deps, ctx.caller, ref(input), input)),
+  preview: authedProcedure
+    .input(PreviewTaskTreeParamsSchema)
+    .query(({ ctx, input }) => templates.previewTaskTree(ctx.deps, ctx.caller, ref(input), input)),
+  commonList: authedProcedure
+    .input(GetCommonTemplateListParamsSchema)
+    .query(({ ctx, input }) => templates.listCommonTemplates(ctx.deps, ctx.caller, input, input)),
+  commonGet: authedProcedure
+    .input(GetCommonTemplateInfoParamsSchema)
+    .query(({ ctx, input }) =>
+      templates.getCommonTemplate(ctx.deps, ctx.caller, input, input.template_id, input),
+    ),
 })
