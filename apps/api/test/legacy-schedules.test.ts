@@ -108,7 +108,7 @@ describe('periodic task APIs', () => {
     expectParamInvalid(await create(admin, { name: '' }), 'invalid param: name: must not be empty')
     expectParamInvalid(await create(admin, { constants: 'x' }), 'invalid param: constants')
     expectParamInvalid(await create(admin, { template_id: 'abc' }), 'invalid param: template_id')
-    expectParamInvalid(await create(admin, { template_source: 'common' }), 'invalid param: template_source')
+    expectParamInvalid(await create(admin, { template_source: 'shared' }), 'invalid param: template_source')
     expectParamInvalid(
       await create(admin, { constants: { '${wait}': '${nope}' } }),
       'references undefined constant ${nope}',
@@ -415,8 +415,8 @@ describe('clocked task APIs', () => {
       'task_parameters.constants',
     )
     expectParamInvalid(
-      await create(admin, { task_parameters: { template_schemes_id: [1] } }),
-      'task_parameters.template_schemes_id',
+      await create(admin, { task_parameters: { template_schemes_id: [99999] } }),
+      /template_schemes_id: scheme 99999 does not exist/,
     )
     expectParamInvalid(
       await create(admin, { task_parameters: { constants: { '${wait}': '${x}' } } }),

@@ -352,6 +352,82 @@ export const GetCommonTemplateInfoParamsSchema = z.object({
   include_constants: flag.optional(),
 })
 
+export const FastCreateTaskParamsSchema = z.object({
+  ...common,
+  name,
+  pipeline_tree: treeObject,
+  description: text.optional(),
+  category: CategorySchema.optional(),
+  flow_type: z
+    .enum(['common'], { error: () => 'must be common (functionalization tasks are not supported)' })
+    .optional(),
+  /** bk-sops: whether subprocesses are common templates; stdops's trees have no subprocess nodes */
+  has_common_subprocess: flag.optional(),
+  callback_url: text.regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL').optional(),
+  callback_version: z.enum(['v1', 'v2'], required('v1 or v2')).optional(),
+})
+
+export const ModifyConstantsForTaskParamsSchema = z.object({
+  ...common,
+  task_id: IdSchema,
+  constants: object.default({}),
+  /** a new name; absent or "" keeps the name */
+  name: z.union([name, z.literal('')], required('a string of at most 100 characters')).optional(),
+})
+
+/** bk-sops's query_task_count dimensions. */
+export const TASK_COUNT_GROUPS = ['status', 'category', 'flow_type', 'create_method'] as const
+
+export const QueryTaskCountParamsSchema = z.object({
+  ...common,
+  group_by: z.enum(TASK_COUNT_GROUPS, required(TASK_COUNT_GROUPS.join(', '))),
+  conditions: z
+    .object(
+      {
+        template_id: IdSchema.optional(),
+        name: text.optional(),
+        creator: text.optional(),
+        executor: text.optional(),
+        create_time__gte: timeFilter.optional(),
+        create_time__lte: timeFilter.optional(),
+        start_time__gte: timeFilter.optional(),
+        start_time__lte: timeFilter.optional(),
+        is_started: flag.optional(),
+        is_finished: flag.optional(),
+      },
+      required('an object'),
+    )
+    .strict()
+    .default({}),
+})
+
+export const GetTaskCountParamsSchema = z.object({
+  ...common,
+  keyword: text.optional(),
+  is_started: flag.optional(),
+  is_finished: flag.optional(),
+  executor: text.optional(),
+})
+
+export const GetTasksManualInterventionStateParamsSchema = z.object({
+  ...common,
+  task_id_list: z.array(IdSchema, required('a list of task ids')).max(200, 'must have at most 200 ids'),
+})
+
+export const GetUserProjectListParamsSchema = z.object({})
+
+export const GetUserProjectDetailParamsSchema = z.object(common)
+
+/** The plugin catalogue needs no project; `bk_biz_id`, when given, must name one. */
+export const GetPluginListParamsSchema = z.object({ ...optionalProject })
+
+export const GetPluginDetailParamsSchema = z.object({
+  ...optionalProject,
+  code: text.min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  /** bk-sops's default `legacy` names whatever version is registered */
+  version: text.max(64, 'must be at most 64 characters').optional(),
+})
+
 /** The building blocks of the schemas above, for other API families' schemas (schedules). */
 export const legacyFields = {
   required,

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { IdSchema, legacyFields } from './legacy'
+import { IdSchema, legacyFields, TemplateSourceSchema } from './legacy'
 
 /**
  * Periodic and clocked tasks: the cron as bk-sops takes it, and the parameters of the schedule
@@ -7,7 +7,7 @@ import { IdSchema, legacyFields } from './legacy'
  * `checkCron`); here only the shape.
  */
 
-const { required, count, flag, text, name, object, common } = legacyFields
+const { required, count, flag, text, name, object, common, nodeIdList, schemeIds } = legacyFields
 
 /** bk-sops's cron fields, in the order of its written form `m h d dM MY`. */
 export const CRON_FIELDS = ['minute', 'hour', 'day_of_week', 'day_of_month', 'month_of_year'] as const
@@ -87,14 +87,10 @@ export function formatCron(spec: CronSpec): string {
 }
 
 /**
- * `template_source`: bk-sops names a project's template `project` (older clients: `business`).
- * Common templates cannot be scheduled yet.
+ * `template_source`: a project's template (`project`; older clients say `business`) or a common
+ * template (`common`).
  */
-const templateSource = z
-  .enum(['project', 'business'], {
-    error: () => 'must be project or business (common templates cannot be scheduled yet)',
-  })
-  .default('project')
+const templateSource = TemplateSourceSchema
 
 export const CreatePeriodicTaskParamsSchema = z.object({
   ...common,
@@ -103,6 +99,9 @@ export const CreatePeriodicTaskParamsSchema = z.object({
   cron: CronInputSchema,
   constants: object.optional(),
   template_source: templateSource,
+  /** optional activities the firings leave out (applied to the snapshot at creation) */
+  exclude_task_nodes_id: nodeIdList.optional(),
+  template_schemes_id: schemeIds.optional(),
 })
 
 export const GetPeriodicTaskListParamsSchema = z.object(common)
@@ -154,8 +153,8 @@ export const CreateClockedTaskParamsSchema = z.object({
       {
         constants: object.default({}),
         template_schemes_id: z
-          .array(z.union([z.number(), z.string()]), required('a list of scheme ids'))
-          .max(0, 'template schemes are not supported for clocked tasks yet: send an empty list')
+          .array(z.union([z.number().int().positive(), z.string().min(1)]), required('a list of scheme ids'))
+          .max(100, 'must have at most 100 schemes')
           .default([]),
       },
       required('an object'),

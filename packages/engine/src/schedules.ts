@@ -29,6 +29,10 @@ export interface ScheduledStart {
   scheduleId: number
   projectId: number
   templateId: number
+  /** Where templateId points: `project` or `common`. */
+  templateSource: string
+  /** clocked: the execution schemes to run (task_parameters.template_schemes_id); periodic: none (its snapshot has them applied). */
+  schemes: Array<number | string>
   /** periodic: `<name>_<YYYYmmddHHMMSS>` of the due time (wall clock, schedule's zone); clocked: its task_name. */
   taskName: string
   /** Who the task is created and started as: the schedule's creator. */
@@ -94,6 +98,8 @@ export async function firePeriodic(deps: SchedulerDeps, tx: Executor, at: number
         scheduleId: p.id,
         projectId: p.projectId,
         templateId: p.templateId,
+        templateSource: p.templateSource,
+        schemes: [],
         taskName: `${p.name}_${wallClockStamp(due, deps.timeZone)}`,
         creator: p.creator,
         pipelineTree: PipelineTreeSchema.parse(JSON.parse(p.pipelineTree)) as Record<string, unknown>,
@@ -121,13 +127,18 @@ export async function firePeriodic(deps: SchedulerDeps, tx: Executor, at: number
 export async function fireClocked(deps: SchedulerDeps, tx: Executor, at: number): Promise<Outcome | null> {
   const c = await lockDueClocked(tx, at)
   if (!c) return null
-  const params = JSON.parse(c.taskParameters) as { constants?: Record<string, unknown> }
+  const params = JSON.parse(c.taskParameters) as {
+    constants?: Record<string, unknown>
+    template_schemes_id?: Array<number | string>
+  }
   const outcome = outcomeOf(
     await deps.start(tx, {
       kind: 'clocked',
       scheduleId: c.id,
       projectId: c.projectId,
       templateId: c.templateId,
+      templateSource: c.templateSource,
+      schemes: params.template_schemes_id ?? [],
       taskName: c.taskName,
       creator: c.creator,
       pipelineTree: null,

@@ -2,27 +2,39 @@ import {
   CreateTaskParamsSchema,
   CreateTemplateParamsSchema,
   CreateTemplateSchemeParamsSchema,
+  FastCreateTaskParamsSchema,
   GetCommonTemplateInfoParamsSchema,
   GetCommonTemplateListParamsSchema,
+  GetPluginDetailParamsSchema,
+  GetPluginListParamsSchema,
+  GetTaskCountParamsSchema,
   GetTaskDetailParamsSchema,
   GetTaskListParamsSchema,
   GetTaskOperateRecordParamsSchema,
   GetTaskStatusParamsSchema,
+  GetTasksManualInterventionStateParamsSchema,
   GetTasksStatusParamsSchema,
   GetTemplateInfoParamsSchema,
   GetTemplateListParamsSchema,
   GetTemplateSchemesParamsSchema,
+  GetUserProjectDetailParamsSchema,
+  GetUserProjectListParamsSchema,
+  ModifyConstantsForTaskParamsSchema,
   OperateTaskParamsSchema,
   PreviewCommonTaskTreeParamsSchema,
   PreviewTaskTreeParamsSchema,
+  QueryTaskCountParamsSchema,
   StartTaskParamsSchema,
 } from '@stdops/core'
 import type { z } from 'zod'
 import type { Caller } from '../services/auth'
 import type { Deps } from '../services/deps'
+import * as plugins from '../services/plugins'
 import { refOf as ref } from '../services/projects'
+import * as taskOps from '../services/task-ops'
 import * as tasks from '../services/tasks'
 import * as templates from '../services/templates'
+import * as userProjects from '../services/user-projects'
 import { SCHEDULE_APIS } from './schedules'
 
 /** What a legacy API returns on success: its `data`, and any keys that sit beside the envelope's six. */
@@ -144,6 +156,55 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     method: 'GET',
     params: GetCommonTemplateInfoParamsSchema,
     run: async (d, c, p) => ({ data: await templates.getCommonTemplate(d, c, p, p.template_id, p) }),
+  }),
+  fast_create_task: api({
+    method: 'POST',
+    params: FastCreateTaskParamsSchema,
+    run: async (d, c, p) => ({ data: await taskOps.fastCreateTask(d, c, ref(p), p, 'api') }),
+  }),
+  modify_constants_for_task: api({
+    method: 'POST',
+    params: ModifyConstantsForTaskParamsSchema,
+    run: async (d, c, p) => ({
+      data: await taskOps.modifyConstantsForTask(d, c, ref(p), p.task_id, p, 'api'),
+    }),
+  }),
+  query_task_count: api({
+    method: 'POST',
+    params: QueryTaskCountParamsSchema,
+    run: async (d, c, p) => ({
+      data: await taskOps.queryTaskCount(d, c, ref(p), p.group_by, p.conditions),
+    }),
+  }),
+  get_task_count: api({
+    method: 'GET',
+    params: GetTaskCountParamsSchema,
+    run: async (d, c, p) => ({ data: await taskOps.countTasks(d, c, ref(p), p) }),
+  }),
+  get_tasks_manual_intervention_state: api({
+    method: 'POST',
+    params: GetTasksManualInterventionStateParamsSchema,
+    run: async (d, c, p) => ({ data: await taskOps.manualInterventionState(d, c, ref(p), p.task_id_list) }),
+  }),
+  get_user_project_list: api({
+    method: 'GET',
+    params: GetUserProjectListParamsSchema,
+    run: async (d, c) => ({ data: await userProjects.userProjects(d, c) }),
+  }),
+  get_user_project_detail: api({
+    method: 'GET',
+    params: GetUserProjectDetailParamsSchema,
+    run: async (d, c, p) => ({ data: await userProjects.userProjectDetail(d, c, ref(p)) }),
+  }),
+  get_plugin_list: api({
+    method: 'GET',
+    params: GetPluginListParamsSchema,
+    run: async (d, c, p) => ({ data: await plugins.listPlugins(d, c, p) }),
+  }),
+  get_plugin_detail: api({
+    method: 'GET',
+    params: GetPluginDetailParamsSchema,
+    run: async (d, c, p) => ({ data: await plugins.getPlugin(d, c, p, p.code, p.version) }),
   }),
   ...SCHEDULE_APIS,
 }

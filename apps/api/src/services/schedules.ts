@@ -1,11 +1,13 @@
 import {
   type ClockedState,
   type CronSpec,
+  exclusionForSchemes,
   formatCron,
   NotFoundError,
   ParamInvalidError,
   PLAN_START_TIME,
   StdopsError,
+  type TemplateSource,
 } from '@stdops/core'
 import { type Executor, join, type Sql, sql } from '@stdops/db'
 import {
@@ -20,8 +22,8 @@ import {
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
-import { insertTask, prepareTaskTree } from './tasks'
-import { findTemplate } from './templates'
+import { exclusionFor, insertTask, prepareTaskTree } from './tasks'
+import { findTemplateOf, previewTree, schemeNodeLists } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
 /**
@@ -46,6 +48,7 @@ interface PeriodicRecord {
   id: number
   projectId: number
   templateId: number
+  templateSource: string
   name: string
   creator: string
   editor: string
@@ -99,7 +102,7 @@ function periodicItem(deps: Deps, project: Project, p: PeriodicRecord) {
     next_run_at: formatTime(deps, p.nextRunAt),
     creator: p.creator,
     template_id: String(p.templateId),
-    template_source: 'project' as const,
+    template_source: p.templateSource,
     project_id: project.id,
     bk_biz_id: project.bkBizId,
   }
@@ -152,9 +155,12 @@ async function resolvePeriodic(
 
 export interface CreatePeriodicInput {
   template_id: number
+  template_source?: TemplateSource | undefined
   name: string
   cron: CronSpec
   constants?: Record<string, unknown> | undefined
+  exclude_task_nodes_id?: string[] | undefined
+  template_schemes_id?: Array<number | string> | undefined
 }
 
 /** Created disabled, as bk-sops does: nothing fires until set_periodic_task_enabled. */
@@ -166,18 +172,24 @@ export async function createPeriodicTask(
 ) {
   const cron = checkedCron(deps, input.cron)
   const project = await resolveProject(deps, caller, ref)
-  const template = await findTemplate(deps, project.id, input.template_id, ref)
-  authorize(caller, project, 'create_task')
-  const tree = prepareTaskTree(
+  const template = await findTemplateOf(
     deps,
-    JSON.parse(template.pipelineTree) as Record<string, unknown>,
-    input.constants,
+    project.id,
+    input.template_source ?? 'project',
+    input.template_id,
+    ref,
   )
+  authorize(caller, project, 'create_task')
+  // The snapshot every firing runs: the template with its exclusion applied and the constants set.
+  const base = JSON.parse(template.pipelineTree) as Record<string, unknown>
+  const exclude = await exclusionFor(deps, template, base, input)
+  const tree = prepareTaskTree(deps, previewTree(base, exclude).pipeline_tree, input.constants)
   const now = BigInt(deps.now())
   const p = await deps.db.prisma.periodicTask.create({
     data: {
       projectId: project.id,
       templateId: template.id,
+      templateSource: template.source,
       name: input.name,
       creator: caller.username,
       editor: caller.username,
@@ -343,6 +355,7 @@ interface ClockedRecord {
   id: number
   projectId: number
   templateId: number
+  templateSource: string
   taskName: string
   creator: string
   editor: string
@@ -391,7 +404,7 @@ function clockedItem(
     bk_biz_id: project.bkBizId,
     template_id: c.templateId,
     template_name: templateName,
-    template_source: 'project' as const,
+    template_source: c.templateSource,
   }
 }
 
@@ -399,6 +412,7 @@ export type ClockedTaskItem = ReturnType<typeof clockedItem>
 
 export interface CreateClockedInput {
   template_id: number
+  template_source?: TemplateSource | undefined
   task_name: string
   plan_start_time: string
   task_parameters: { constants: Record<string, unknown>; template_schemes_id: Array<number | string> }
@@ -420,17 +434,23 @@ export async function createClockedTask(
   const now = deps.now()
   if (at < now - 1000) throw new ParamInvalidError('invalid param: plan_start_time: must not be in the past')
   const project = await resolveProject(deps, caller, ref)
-  const template = await findTemplate(deps, project.id, input.template_id, ref)
-  authorize(caller, project, 'create_task')
-  prepareTaskTree(
+  const template = await findTemplateOf(
     deps,
-    JSON.parse(template.pipelineTree) as Record<string, unknown>,
-    input.task_parameters.constants,
+    project.id,
+    input.template_source ?? 'project',
+    input.template_id,
+    ref,
   )
+  authorize(caller, project, 'create_task')
+  // Checked now (the schemes exist, the constants resolve); applied to the template as it is when it fires.
+  const base = JSON.parse(template.pipelineTree) as Record<string, unknown>
+  const exclude = await exclusionFor(deps, template, base, input.task_parameters)
+  prepareTaskTree(deps, previewTree(base, exclude).pipeline_tree, input.task_parameters.constants)
   const c = await deps.db.prisma.clockedTask.create({
     data: {
       projectId: project.id,
       templateId: template.id,
+      templateSource: template.source,
       taskName: input.task_name,
       creator: caller.username,
       editor: caller.username,
@@ -478,6 +498,7 @@ export async function listClockedTasks(deps: Deps, caller: Caller, ref: ProjectR
       id: number
       project_id: number
       template_id: number
+      template_source: string
       task_name: string
       creator: string
       editor: string
@@ -492,8 +513,11 @@ export async function listClockedTasks(deps: Deps, caller: Caller, ref: ProjectR
       template_name: string | null
     }>(
       sql`SELECT c.id, c.project_id, c.template_id, c.task_name, c.creator, c.editor, c.plan_start_at, c.task_parameters,
-                 c.state, c.task_id, c.error, c.created_at, c.edited_at, c.fired_at, t.name AS template_name
-          FROM clocked_tasks c LEFT JOIN templates t ON t.id = c.template_id
+                 c.state, c.task_id, c.error, c.created_at, c.edited_at, c.fired_at, c.template_source,
+                 CASE WHEN c.template_source = 'common' THEN ct.name ELSE t.name END AS template_name
+          FROM clocked_tasks c
+          LEFT JOIN templates t ON t.id = c.template_id AND c.template_source = 'project'
+          LEFT JOIN common_templates ct ON ct.id = c.template_id AND c.template_source = 'common'
           WHERE ${where} ORDER BY c.id DESC LIMIT ${f.limit} OFFSET ${f.offset}`,
     ),
     deps.db.query<{ n: number }>(sql`SELECT COUNT(*) AS n FROM clocked_tasks c WHERE ${where}`),
@@ -508,6 +532,7 @@ export async function listClockedTasks(deps: Deps, caller: Caller, ref: ProjectR
         id: Number(r.id),
         projectId: Number(r.project_id),
         templateId: Number(r.template_id),
+        templateSource: r.template_source,
         taskName: r.task_name,
         creator: r.creator,
         editor: r.editor,
@@ -565,14 +590,35 @@ export async function startScheduledTask(
   tx: Executor,
   s: ScheduledStart,
 ): Promise<ScheduledStartResult> {
+  const common = s.templateSource === 'common'
   const [template] = await tx.query<{ id: number; pipeline_tree: string }>(
-    sql`SELECT id, pipeline_tree FROM templates WHERE id = ${s.templateId} AND project_id = ${s.projectId}`,
+    common
+      ? sql`SELECT id, pipeline_tree FROM common_templates WHERE id = ${s.templateId}`
+      : sql`SELECT id, pipeline_tree FROM templates WHERE id = ${s.templateId} AND project_id = ${s.projectId}`,
   )
-  if (!template) return { error: `template[id=${s.templateId}] no longer exists in the project` }
+  if (!template)
+    return {
+      error: common
+        ? `common template[id=${s.templateId}] no longer exists`
+        : `template[id=${s.templateId}] no longer exists in the project`,
+    }
   let tree: Record<string, unknown>
   try {
     const base = s.pipelineTree ?? (JSON.parse(template.pipeline_tree) as Record<string, unknown>)
-    tree = prepareTaskTree(deps, base, s.constants)
+    // Schemes (clocked) through tx: on SQLite the firing's transaction holds the one connection.
+    const schemes =
+      s.schemes.length === 0
+        ? []
+        : schemeNodeLists(
+            { source: common ? 'common' : 'project', id: s.templateId },
+            await tx.query<{ id: number; name: string; data: string }>(
+              sql`SELECT id, name, data FROM template_schemes
+                  WHERE template_source = ${common ? 'common' : 'project'} AND template_id = ${s.templateId}`,
+            ),
+            s.schemes,
+          )
+    const kept = previewTree(base, exclusionForSchemes(base, schemes)).pipeline_tree
+    tree = prepareTaskTree(deps, kept, s.constants)
   } catch (err) {
     if (err instanceof StdopsError) return { error: err.message }
     throw err
@@ -581,6 +627,7 @@ export async function startScheduledTask(
   const { id: taskId } = await insertTask(deps, tx, {
     projectId: s.projectId,
     templateId: s.templateId,
+    templateSource: common ? 'common' : 'project',
     name: s.taskName.slice(0, 200),
     tree,
     operator: s.creator,

@@ -50,7 +50,13 @@ const notFound = (taskId: number, ref: ProjectRef) =>
  * The project, and a task of it: one round trip. A task of another project is answered exactly
  * like a missing one. Checks run in the contract's order: project, task, then permission.
  */
-async function resolveTask(deps: Deps, caller: Caller, ref: ProjectRef, taskId: number, action: Action) {
+export async function resolveTask(
+  deps: Deps,
+  caller: Caller,
+  ref: ProjectRef,
+  taskId: number,
+  action: Action,
+) {
   const { project, task } = await resolveScope(deps, caller, ref, taskId)
   if (!task) throw notFound(taskId, ref)
   authorize(caller, project, action)
@@ -88,7 +94,10 @@ export function prepareTaskTree(
 
 export interface NewTask {
   projectId: number
-  templateId: number
+  /** null: a task of no template (fast_create_task) */
+  templateId: number | null
+  /** the task's own category; absent: its template's */
+  category?: string | undefined
   templateSource?: TemplateSource | undefined
   callbackVersion?: 'v1' | 'v2' | undefined
   name: string
@@ -114,9 +123,9 @@ export async function insertTask(
 ): Promise<{ id: number; effects: Effect[] }> {
   const now = deps.now()
   const [row] = await tx.query<{ id: number }>(sql`INSERT INTO tasks
-    (project_id, template_id, template_source, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs,
+    (project_id, template_id, template_source, category, name, description, creator, executor, state, version, event_seq, pipeline_tree, constants, outputs,
      callback_url, callback_version, create_method, created_at)
-    VALUES (${t.projectId}, ${t.templateId}, ${t.templateSource ?? 'project'}, ${t.name}, ${t.description ?? ''}, ${t.operator}, ${''}, ${'CREATED'}, ${0}, ${0},
+    VALUES (${t.projectId}, ${t.templateId}, ${t.templateSource ?? 'project'}, ${t.category ?? null}, ${t.name}, ${t.description ?? ''}, ${t.operator}, ${''}, ${'CREATED'}, ${0}, ${0},
             ${JSON.stringify(t.tree)}, ${JSON.stringify(t.tree.constants ?? {})}, ${'{}'}, ${t.callbackUrl ?? null}, ${t.callbackVersion ?? 'v1'}, ${t.source}, ${now})
     RETURNING id`)
   const id = Number(row!.id)
@@ -583,7 +592,7 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
           finished_at: number | null
         }>(
           sql`SELECT t.id, t.name, t.creator, t.executor, t.state, t.template_id, t.template_source, t.create_method,
-                CASE WHEN t.template_source = 'common' THEN ct.category ELSE tp.category END AS category,
+                COALESCE(t.category, CASE WHEN t.template_source = 'common' THEN ct.category ELSE tp.category END) AS category,
                 t.created_at, t.started_at, t.finished_at
               FROM tasks t
               LEFT JOIN templates tp ON tp.id = t.template_id AND t.template_source = 'project'

@@ -317,10 +317,29 @@ function schemeNodes(s: SchemeRow): string[] {
 }
 
 /**
- * The node lists of the named schemes of a template. An id is a scheme's integer id, its digits,
- * or the string id get_template_schemes answers; one that names no scheme of this template is
- * refused, naming it.
+ * The node lists of the named schemes of a template, from its scheme rows. An id is a scheme's
+ * integer id, its digits, or the string id get_template_schemes answers; one that names no scheme
+ * of this template is refused, naming it.
  */
+export function schemeNodeLists(
+  template: Pick<TemplateRecord, 'source' | 'id'>,
+  rows: readonly SchemeRow[],
+  ids: ReadonlyArray<number | string>,
+): string[][] {
+  return ids.map((id) => {
+    const found = rows.find((r) =>
+      typeof id === 'number' || /^\d+$/.test(id)
+        ? Number(r.id) === Number(id)
+        : schemeStringId(template.id, r.name) === id,
+    )
+    if (!found)
+      throw new ParamInvalidError(
+        `invalid param: template_schemes_id: scheme ${JSON.stringify(id)} does not exist for template ${template.id}`,
+      )
+    return schemeNodes(found)
+  })
+}
+
 export async function schemesOf(
   deps: Deps,
   template: Pick<TemplateRecord, 'source' | 'id'>,
@@ -330,18 +349,7 @@ export async function schemesOf(
   const rows = await deps.db.prisma.templateScheme.findMany({
     where: { templateSource: template.source, templateId: template.id },
   })
-  return ids.map((id) => {
-    const found = rows.find((r) =>
-      typeof id === 'number' || /^\d+$/.test(id)
-        ? r.id === Number(id)
-        : schemeStringId(template.id, r.name) === id,
-    )
-    if (!found)
-      throw new ParamInvalidError(
-        `invalid param: template_schemes_id: scheme ${JSON.stringify(id)} does not exist for template ${template.id}`,
-      )
-    return schemeNodes(found)
-  })
+  return schemeNodeLists(template, rows, ids)
 }
 
 export async function listTemplateSchemes(

@@ -1,4 +1,5 @@
 import { router } from './init'
+import { pluginRouter, projectRouter } from './routers/catalogue'
 import { consoleRouter } from './routers/console'
 import { clockedRouter, periodicRouter } from './routers/schedules'
 import { sessionRouter } from './routers/session'
@@ -12,6 +13,8 @@ export const appRouter = router({
   clocked: clockedRouter,
   session: sessionRouter,
   console: consoleRouter,
+  project: projectRouter,
+  plugin: pluginRouter,
 })
 
 export type AppRouter = typeof appRouter

@@ -6,6 +6,8 @@ export interface DuePeriodic {
   id: number
   projectId: number
   templateId: number
+  /** `project` (templates) or `common` (common_templates) */
+  templateSource: string
   name: string
   creator: string
   cron: CronSpec
@@ -19,6 +21,7 @@ export interface DueClocked {
   id: number
   projectId: number
   templateId: number
+  templateSource: string
   taskName: string
   creator: string
   /** task_parameters (JSON): `{constants, template_schemes_id}`. */
@@ -49,6 +52,7 @@ export async function lockDuePeriodic(tx: Executor, at: number): Promise<DuePeri
     id: number
     project_id: number
     template_id: number
+    template_source: string
     name: string
     creator: string
     cron_minute: string
@@ -59,7 +63,7 @@ export async function lockDuePeriodic(tx: Executor, at: number): Promise<DuePeri
     pipeline_tree: string
     next_run_at: number | string
   }>(
-    sql`SELECT id, project_id, template_id, name, creator, cron_minute, cron_hour, cron_day_of_week,
+    sql`SELECT id, project_id, template_id, template_source, name, creator, cron_minute, cron_hour, cron_day_of_week,
                cron_day_of_month, cron_month_of_year, pipeline_tree, next_run_at
         FROM periodic_tasks WHERE enabled = ${true} AND next_run_at <= ${at}
         ORDER BY next_run_at, id LIMIT 1 ${forUpdate(tx)}`,
@@ -69,6 +73,7 @@ export async function lockDuePeriodic(tx: Executor, at: number): Promise<DuePeri
     id: Number(r.id),
     projectId: Number(r.project_id),
     templateId: Number(r.template_id),
+    templateSource: r.template_source,
     name: r.name,
     creator: r.creator,
     cron: {
@@ -130,12 +135,13 @@ export async function lockDueClocked(tx: Executor, at: number): Promise<DueClock
     id: number
     project_id: number
     template_id: number
+    template_source: string
     task_name: string
     creator: string
     task_parameters: string
     plan_start_at: number | string
   }>(
-    sql`SELECT id, project_id, template_id, task_name, creator, task_parameters, plan_start_at
+    sql`SELECT id, project_id, template_id, template_source, task_name, creator, task_parameters, plan_start_at
         FROM clocked_tasks WHERE state = 'not_started' AND plan_start_at <= ${at}
         ORDER BY plan_start_at, id LIMIT 1 ${forUpdate(tx)}`,
   )
@@ -144,6 +150,7 @@ export async function lockDueClocked(tx: Executor, at: number): Promise<DueClock
     id: Number(r.id),
     projectId: Number(r.project_id),
     templateId: Number(r.template_id),
+    templateSource: r.template_source,
     taskName: r.task_name,
     creator: r.creator,
     taskParameters: r.task_parameters,

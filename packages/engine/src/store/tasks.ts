@@ -156,12 +156,15 @@ export interface OperateRecordInput {
   source: string
   /** `''` for a task operation. */
   nodeId?: string
+  /** What the operation took (get_task_operate_record's `extra_info`); absent: nothing. */
+  extraInfo?: Record<string, unknown>
   at: number
 }
 
 export async function insertOperateRecord(tx: Executor, r: OperateRecordInput): Promise<void> {
-  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
-    VALUES (${r.taskId}, ${r.projectId}, ${r.nodeId ?? ''}, ${r.operator}, ${r.type}, ${r.source}, ${r.at})`)
+  const extra = r.extraInfo === undefined ? null : JSON.stringify(r.extraInfo)
+  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, extra_info, created_at)
+    VALUES (${r.taskId}, ${r.projectId}, ${r.nodeId ?? ''}, ${r.operator}, ${r.type}, ${r.source}, ${extra}, ${r.at})`)
 }
 
 /**

@@ -1,13 +1,20 @@
 import {
   CreateTaskParamsSchema,
+  FastCreateTaskParamsSchema,
+  GetTaskCountParamsSchema,
   GetTaskDetailParamsSchema,
   GetTaskListParamsSchema,
   GetTaskOperateRecordParamsSchema,
   GetTaskStatusParamsSchema,
+  GetTasksManualInterventionStateParamsSchema,
+  GetTasksStatusParamsSchema,
+  ModifyConstantsForTaskParamsSchema,
   OperateTaskParamsSchema,
+  QueryTaskCountParamsSchema,
   StartTaskParamsSchema,
 } from '@stdops/core'
 import { refOf as ref } from '../../services/projects'
+import * as taskOps from '../../services/task-ops'
 import * as tasks from '../../services/tasks'
 import { authedProcedure, router } from '../init'
 import { taskEventsProcedure } from './events'
@@ -40,6 +47,37 @@ export const taskRouter = router({
     .input(GetTaskOperateRecordParamsSchema)
     .query(({ ctx, input }) =>
       tasks.operateRecords(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id),
+    ),
+  createAndStart: authedProcedure
+    .input(CreateTaskParamsSchema)
+    .mutation(({ ctx, input }) =>
+      tasks.createTask(ctx.deps, ctx.caller, ref(input), input, { start: true, source: 'app' }),
+    ),
+  fastCreate: authedProcedure
+    .input(FastCreateTaskParamsSchema)
+    .mutation(({ ctx, input }) => taskOps.fastCreateTask(ctx.deps, ctx.caller, ref(input), input, 'app')),
+  modifyConstants: authedProcedure
+    .input(ModifyConstantsForTaskParamsSchema)
+    .mutation(({ ctx, input }) =>
+      taskOps.modifyConstantsForTask(ctx.deps, ctx.caller, ref(input), input.task_id, input, 'app'),
+    ),
+  statuses: authedProcedure
+    .input(GetTasksStatusParamsSchema)
+    .query(({ ctx, input }) =>
+      tasks.tasksStatus(ctx.deps, ctx.caller, ref(input), input.task_id_list, input),
+    ),
+  count: authedProcedure
+    .input(GetTaskCountParamsSchema)
+    .query(({ ctx, input }) => taskOps.countTasks(ctx.deps, ctx.caller, ref(input), input)),
+  countBy: authedProcedure
+    .input(QueryTaskCountParamsSchema)
+    .query(({ ctx, input }) =>
+      taskOps.queryTaskCount(ctx.deps, ctx.caller, ref(input), input.group_by, input.conditions),
+    ),
+  manualIntervention: authedProcedure
+    .input(GetTasksManualInterventionStateParamsSchema)
+    .query(({ ctx, input }) =>
+      taskOps.manualInterventionState(ctx.deps, ctx.caller, ref(input), input.task_id_list),
     ),
   events: taskEventsProcedure,
   ...taskListProcedures,

@@ -1,0 +1,30 @@
+import {
+  GetPluginDetailParamsSchema,
+  GetPluginListParamsSchema,
+  GetUserProjectDetailParamsSchema,
+  GetUserProjectListParamsSchema,
+} from '@stdops/core'
+import * as plugins from '../../services/plugins'
+import { refOf as ref } from '../../services/projects'
+import * as userProjects from '../../services/user-projects'
+import { authedProcedure, router } from '../init'
+
+/** The caller's projects (get_user_project_list / _detail). */
+export const projectRouter = router({
+  list: authedProcedure
+    .input(GetUserProjectListParamsSchema)
+    .query(({ ctx }) => userProjects.userProjects(ctx.deps, ctx.caller)),
+  detail: authedProcedure
+    .input(GetUserProjectDetailParamsSchema)
+    .query(({ ctx, input }) => userProjects.userProjectDetail(ctx.deps, ctx.caller, ref(input))),
+})
+
+/** The registered components (get_plugin_list / get_plugin_detail). */
+export const pluginRouter = router({
+  list: authedProcedure
+    .input(GetPluginListParamsSchema)
+    .query(({ ctx, input }) => plugins.listPlugins(ctx.deps, ctx.caller, input)),
+  detail: authedProcedure
+    .input(GetPluginDetailParamsSchema)
+    .query(({ ctx, input }) => plugins.getPlugin(ctx.deps, ctx.caller, input, input.code, input.version)),
+})
