@@ -13,7 +13,7 @@ import {
   sleepTree,
 } from './fixtures'
 import { type Harness, lib, makeIdentity, startHarness, waitFor } from './harness'
-import { type PyValue, type PythonClient, pythonClient } from './python-client'
+import { type PythonClient, type PyValue, pythonClient } from './python-client'
 
 /**
  * The second release's fidelity fixes, each sent as bk-sops's Python clients send it (JSON with no

@@ -29,7 +29,7 @@ export function pythonClient(h: Pick<Harness, 'url'>, id: Identity) {
   return {
     id,
     /** `requests.post(url, data=json.dumps(params))`: a byte body, so no Content-Type at all. */
-    post: (api: string, params: Record<string, PyValue> = {}) =>
+    post: (api: string, params: Record<string, unknown> = {}) =>
       send(`${h.url}/api/c/compapi/v2/sops/${api}/`, {
         method: 'POST',
         body: new TextEncoder().encode(

@@ -1,10 +1,13 @@
 import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createTestDatabaseUrl } from '@stdops/db/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { quickTree } from './fixtures'
 
 const BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'bin/stdops-server.mjs')
 const run = promisify(execFile)
@@ -88,6 +91,52 @@ describe('stdops-server admin commands', () => {
     expect(r.stdout).toBe('')
     expect(r.stderr).toMatch(reason)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('adds a common template from a tree file (or a template as get_template_info answers it), printing its id', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stdops-common-'))
+    const tree = quickTree().tree
+    await writeFile(join(dir, 'tree.json'), JSON.stringify(tree))
+    await writeFile(join(dir, 'template.json'), JSON.stringify({ name: 'x', pipeline_tree: tree }))
+    const first = await server(
+      'admin',
+      'template',
+      'add-common',
+      '--file',
+      join(dir, 'tree.json'),
+      '--name',
+      'Shared',
+    )
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout).toMatch(/^\d+\n$/)
+    const second = await server(
+      'admin',
+      'template',
+      'add-common',
+      '--file',
+      join(dir, 'template.json'),
+      '--name',
+      'Wrapped',
+      '--category',
+      'OpsTools',
+    )
+    expect(second.code, second.stderr).toBe(0)
+    expect(Number(second.stdout)).toBe(Number(first.stdout) + 1)
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ start_event: {} }))
+    for (const [args, reason] of [
+      [['--file', join(dir, 'bad.json'), '--name', 'Bad'], /invalid pipeline_tree/],
+      [['--file', join(dir, 'missing.json'), '--name', 'Bad'], /cannot read --file/],
+      [
+        ['--file', join(dir, 'tree.json'), '--name', 'Bad', '--category', 'Toys'],
+        /--category must be one of/,
+      ],
+      [['--file', join(dir, 'tree.json')], /required option '--name <name>'/],
+    ] as const) {
+      const r = await server('admin', 'template', 'add-common', ...args)
+      expect(r.code).not.toBe(0)
+      expect(r.stderr).toMatch(reason)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    }
   })
 
   it('issues a token with an expiry and revokes it', async () => {
