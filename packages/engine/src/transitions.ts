@@ -300,7 +300,12 @@ export async function recordCallbackTry(
   retryAt: number | null,
 ): Promise<void> {
   if (error === null) {
-    await recordCallbackOutcome(tx, job.taskId, { status: 'success', attempts: job.attempts, error: null })
+    await recordCallbackOutcome(
+      tx,
+      job.taskId,
+      { status: 'success', attempts: job.attempts, error: null },
+      job.nodeId,
+    )
     await deleteJob(tx, job.id)
     return
   }
@@ -309,9 +314,10 @@ export async function recordCallbackTry(
       ? await deleteHeldJob(tx, job, env.workerId)
       : await deferHeldJob(tx, job, env.workerId, retryAt, 'callback')
   if (!held) return
-  await recordCallbackOutcome(tx, job.taskId, {
-    status: retryAt === null ? 'failed' : 'pending',
-    attempts: job.attempts,
-    error,
-  })
+  await recordCallbackOutcome(
+    tx,
+    job.taskId,
+    { status: retryAt === null ? 'failed' : 'pending', attempts: job.attempts, error },
+    job.nodeId,
+  )
 }
