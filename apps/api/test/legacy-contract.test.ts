@@ -21,6 +21,7 @@ type Item = Record<string, unknown>
 
 interface Ctx {
   templateId: number
+  sleepId: string
   optionalId: string
   schemeId: number
   commonId: number
@@ -438,6 +439,43 @@ const CASES: Case[] = [
     params: () => ({}), // task_id and action filled per run: see below
     data: { dict: {} },
   },
+  {
+    api: 'get_node_execution_record',
+    method: 'GET',
+    params: (c) => ({ template_id: String(c.templateId), template_node_id: c.sleepId, scope: 'cmdb_biz' }),
+    data: { dict: { execution_time: 'list', total: 'int' } },
+  },
+  {
+    api: 'get_task_effective_time',
+    method: 'GET',
+    params: (c) => ({ task_id: String(c.finishedTask) }),
+    data: {
+      dict: {
+        task_instance_id: 'int',
+        instance_id: 'int',
+        template_id: 'string',
+        task_template_id: 'string',
+        project_id: 'int',
+        creator: 'string',
+        create_method: 'string',
+        create_time: 'string',
+        start_time: 'string',
+        finish_time: 'string',
+        total_elapsed_time: 'int',
+        effective_time: 'int',
+        excluded_node_count: 'int',
+        total_node_count: 'int',
+        excluded_component_codes: 'list',
+        category: 'string',
+      },
+    },
+  },
+  {
+    api: 'register_project',
+    method: 'POST',
+    params: () => ({ bk_biz_id: 6 }),
+    data: { dict: { project_id: 'int', project_name: 'string' } },
+  },
 ]
 
 function typeOf(v: unknown): string {
@@ -470,7 +508,7 @@ describe('the legacy API, API by API, as bk-sops documents it', () => {
 
   beforeAll(async () => {
     h = await startHarness({ env: { STDOPS_PUBLIC_URL: 'https://sops.example.test' } })
-    const id = await makeIdentity(h.deps, { role: 'admin' })
+    const id = await makeIdentity(h.deps, { role: 'admin', trusted: true })
     py = pythonClient(h, id)
     const b = createTreeBuilder()
     b.constant('wait', '0')
@@ -507,6 +545,7 @@ describe('the legacy API, API by API, as bk-sops documents it', () => {
     )
     ctx = {
       templateId,
+      sleepId: sleep,
       optionalId: opt,
       schemeId: scheme.id,
       commonId,

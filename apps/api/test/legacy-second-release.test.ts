@@ -419,6 +419,67 @@ describe('the second release of the legacy API', () => {
     })
   })
 
+  describe('run statistics and project registration', () => {
+    it("get_task_effective_time leaves out the time waiting nodes took; get_node_execution_record lists a node's runs", async () => {
+      const b = createTreeBuilder()
+      const wait = b.activity('sleep_timer', {
+        name: 'wait',
+        data: { bk_timing: { hook: false, value: '2' } },
+      })
+      const work = b.activity('set_variables', {
+        name: 'work',
+        data: { variables: { hook: false, value: { a: 1 } } },
+      })
+      b.chain(b.startId, wait, work, b.endId)
+      const template = await createTemplate(c, b.build(), 'timed')
+      const taskId = ok<{ task_id: number }>(
+        await py.post('create_and_start_task', { template_id: template, name: 'timed' }),
+      ).task_id
+      const running = await py.get('get_task_effective_time', { task_id: taskId })
+      expect(running.body).toMatchObject({ result: false, code: 3545000 })
+      await waitFor(async () => {
+        const s = ok<Item>(await py.get('get_task_status', { task_id: taskId }))
+        return s.state === 'FINISHED' ? s : undefined
+      }, 20_000)
+      const eff = ok<Item>(await py.get('get_task_effective_time', { task_id: taskId }))
+      expect(eff).toMatchObject({
+        task_instance_id: taskId,
+        excluded_node_count: 1,
+        total_node_count: 2,
+        template_id: String(template),
+      })
+      expect(eff.total_elapsed_time as number).toBeGreaterThanOrEqual(2)
+      expect(eff.effective_time as number).toBeLessThan(eff.total_elapsed_time as number)
+      const record = ok<{ execution_time: Item[]; total: number }>(
+        await py.get('get_node_execution_record', { template_id: template, template_node_id: wait }),
+      )
+      expect(record.total).toBe(1)
+      expect(record.execution_time[0]!.elapsed_time as number).toBeGreaterThanOrEqual(1)
+      expect(
+        ok<{ total: number }>(
+          await py.get('get_node_execution_record', { template_id: template, template_node_id: 'nope' }),
+        ).total,
+      ).toBe(0)
+    })
+
+    it('register_project: a trusted app registers a business once; other apps are refused', async () => {
+      expectRefusal(
+        await py.post('register_project', { bk_biz_id: 424242 }),
+        3599999,
+        /only a trusted app may register projects/,
+      )
+      const trusted = pythonClient(h, await makeIdentity(h.deps, { role: 'admin', trusted: true }))
+      const first = ok<Item>(
+        await trusted.post('register_project', { bk_biz_id: '424242', project_name: 'Payments' }),
+      )
+      expect(first).toEqual({ project_id: expect.any(Number), project_name: 'Payments' })
+      expect(ok(await trusted.post('register_project', { bk_biz_id: 424242 }))).toEqual(first)
+      expect(ok<Item>(await trusted.get('get_user_project_detail', { bk_biz_id: '424242' })).project_id).toBe(
+        first.project_id,
+      )
+    })
+  })
+
   describe('each API has a tRPC procedure on the same use case', () => {
     it('answers as the legacy route does', async () => {
       const api = createTRPCClient<AppRouter>({

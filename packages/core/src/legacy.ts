@@ -428,6 +428,20 @@ export const GetPluginDetailParamsSchema = z.object({
   version: text.max(64, 'must be at most 64 characters').optional(),
 })
 
+export const GetNodeExecutionRecordParamsSchema = z.object({
+  ...common,
+  template_id: IdSchema,
+  template_node_id: text.min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
+})
+
+export const GetTaskEffectiveTimeParamsSchema = z.object({ ...common, task_id: IdSchema })
+
+export const RegisterProjectParamsSchema = z.object({
+  bk_biz_id: IdSchema,
+  /** stdops reads no CMDB: the name a new project gets (default `biz<bk_biz_id>`) */
+  project_name: name.optional(),
+})
+
 /** The building blocks of the schemas above, for other API families' schemas (schedules). */
 export const legacyFields = {
   required,

@@ -5,10 +5,12 @@ import {
   FastCreateTaskParamsSchema,
   GetCommonTemplateInfoParamsSchema,
   GetCommonTemplateListParamsSchema,
+  GetNodeExecutionRecordParamsSchema,
   GetPluginDetailParamsSchema,
   GetPluginListParamsSchema,
   GetTaskCountParamsSchema,
   GetTaskDetailParamsSchema,
+  GetTaskEffectiveTimeParamsSchema,
   GetTaskListParamsSchema,
   GetTaskOperateRecordParamsSchema,
   GetTaskStatusParamsSchema,
@@ -24,6 +26,7 @@ import {
   PreviewCommonTaskTreeParamsSchema,
   PreviewTaskTreeParamsSchema,
   QueryTaskCountParamsSchema,
+  RegisterProjectParamsSchema,
   StartTaskParamsSchema,
 } from '@stdops/core'
 import type { z } from 'zod'
@@ -32,6 +35,7 @@ import type { Deps } from '../services/deps'
 import * as plugins from '../services/plugins'
 import { refOf as ref } from '../services/projects'
 import * as taskOps from '../services/task-ops'
+import * as taskStats from '../services/task-stats'
 import * as tasks from '../services/tasks'
 import * as templates from '../services/templates'
 import * as userProjects from '../services/user-projects'
@@ -205,6 +209,23 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     method: 'GET',
     params: GetPluginDetailParamsSchema,
     run: async (d, c, p) => ({ data: await plugins.getPlugin(d, c, p, p.code, p.version) }),
+  }),
+  get_node_execution_record: api({
+    method: 'GET',
+    params: GetNodeExecutionRecordParamsSchema,
+    run: async (d, c, p) => ({
+      data: await taskStats.nodeExecutionRecord(d, c, ref(p), p.template_id, p.template_node_id),
+    }),
+  }),
+  get_task_effective_time: api({
+    method: 'GET',
+    params: GetTaskEffectiveTimeParamsSchema,
+    run: async (d, c, p) => ({ data: await taskStats.taskEffectiveTime(d, c, ref(p), p.task_id) }),
+  }),
+  register_project: api({
+    method: 'POST',
+    params: RegisterProjectParamsSchema,
+    run: async (d, c, p) => ({ data: await taskStats.registerProject(d, c, p) }),
   }),
   ...SCHEDULE_APIS,
 }

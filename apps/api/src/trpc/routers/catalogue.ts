@@ -3,9 +3,11 @@ import {
   GetPluginListParamsSchema,
   GetUserProjectDetailParamsSchema,
   GetUserProjectListParamsSchema,
+  RegisterProjectParamsSchema,
 } from '@stdops/core'
 import * as plugins from '../../services/plugins'
 import { refOf as ref } from '../../services/projects'
+import * as taskStats from '../../services/task-stats'
 import * as userProjects from '../../services/user-projects'
 import { authedProcedure, router } from '../init'
 
@@ -17,6 +19,9 @@ export const projectRouter = router({
   detail: authedProcedure
     .input(GetUserProjectDetailParamsSchema)
     .query(({ ctx, input }) => userProjects.userProjectDetail(ctx.deps, ctx.caller, ref(input))),
+  register: authedProcedure
+    .input(RegisterProjectParamsSchema)
+    .mutation(({ ctx, input }) => taskStats.registerProject(ctx.deps, ctx.caller, input)),
 })
 
 /** The registered components (get_plugin_list / get_plugin_detail). */

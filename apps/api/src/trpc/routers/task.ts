@@ -3,6 +3,7 @@ import {
   FastCreateTaskParamsSchema,
   GetTaskCountParamsSchema,
   GetTaskDetailParamsSchema,
+  GetTaskEffectiveTimeParamsSchema,
   GetTaskListParamsSchema,
   GetTaskOperateRecordParamsSchema,
   GetTaskStatusParamsSchema,
@@ -15,6 +16,7 @@ import {
 } from '@stdops/core'
 import { refOf as ref } from '../../services/projects'
 import * as taskOps from '../../services/task-ops'
+import * as taskStats from '../../services/task-stats'
 import * as tasks from '../../services/tasks'
 import { authedProcedure, router } from '../init'
 import { taskEventsProcedure } from './events'
@@ -79,6 +81,9 @@ export const taskRouter = router({
     .query(({ ctx, input }) =>
       taskOps.manualInterventionState(ctx.deps, ctx.caller, ref(input), input.task_id_list),
     ),
+  effectiveTime: authedProcedure
+    .input(GetTaskEffectiveTimeParamsSchema)
+    .query(({ ctx, input }) => taskStats.taskEffectiveTime(ctx.deps, ctx.caller, ref(input), input.task_id)),
   events: taskEventsProcedure,
   ...taskListProcedures,
 })

@@ -3,12 +3,14 @@ import {
   CreateTemplateSchemeParamsSchema,
   GetCommonTemplateInfoParamsSchema,
   GetCommonTemplateListParamsSchema,
+  GetNodeExecutionRecordParamsSchema,
   GetTemplateInfoParamsSchema,
   GetTemplateListParamsSchema,
   GetTemplateSchemesParamsSchema,
   PreviewTaskTreeParamsSchema,
 } from '@stdops/core'
 import { refOf as ref } from '../../services/projects'
+import * as taskStats from '../../services/task-stats'
 import * as templates from '../../services/templates'
 import { authedProcedure, router } from '../init'
 
@@ -42,5 +44,16 @@ export const templateRouter = router({
     .input(GetCommonTemplateInfoParamsSchema)
     .query(({ ctx, input }) =>
       templates.getCommonTemplate(ctx.deps, ctx.caller, input, input.template_id, input),
+    ),
+  nodeExecutions: authedProcedure
+    .input(GetNodeExecutionRecordParamsSchema)
+    .query(({ ctx, input }) =>
+      taskStats.nodeExecutionRecord(
+        ctx.deps,
+        ctx.caller,
+        ref(input),
+        input.template_id,
+        input.template_node_id,
+      ),
     ),
 })
