@@ -75,7 +75,9 @@ describe('a deployment registers its own components through STDOPS_COMPONENTS', 
       return d.state === 'FINISHED' ? d : undefined
     })
     const once = createHash('sha256').update('stdops').digest('hex')
-    expect(detail.outputs).toEqual({ '${digest}': createHash('sha256').update(once).digest('hex') })
+    expect(detail.outputs).toEqual([
+      { key: '${digest}', name: 'digest', value: createHash('sha256').update(once).digest('hex') },
+    ])
   })
 
   it('refuses a tree that names a component nobody registered', async () => {

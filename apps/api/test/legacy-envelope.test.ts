@@ -42,13 +42,14 @@ describe('the legacy envelope and transport (esb-api.md §1, §2)', () => {
     expect(reply.headers.get('content-type')).toMatch(/^application\/json/)
   })
 
-  it('operate_task and start_task answer data {} and {task_url} on success', async () => {
+  it('operate_task and start_task answer data {} and {task_url} on success (start_task also beside the envelope)', async () => {
     const task = ok<{ task_id: number }>(
       await c.post('create_task', { template_id: templateId, name: 'envelope' }),
     ).task_id
     const started = await c.post('start_task', { task_id: task })
-    expectEnvelope(started)
+    expectEnvelope(started, ['task_url'])
     expect(Object.keys(started.body.data as object)).toEqual(['task_url'])
+    expect(started.body.task_url).toBe((started.body.data as { task_url: string }).task_url)
     const paused = await c.post('operate_task', { task_id: task, action: 'pause' })
     expectEnvelope(paused)
     expect(paused.body.data).toEqual({})

@@ -187,7 +187,7 @@ describe('stdops commands against a real server', () => {
         ['template', 'create', '-f', treeFile, '--name', 'Short run 2', '--json', ...project],
         { env },
       )
-      expect(json(createdJson)).toEqual({ template_id: templateId + 1 })
+      expect(json(createdJson)).toEqual({ template_id: templateId + 1, template_name: 'Short run 2' })
 
       const list = await stdops(['template', 'list', ...project], { env })
       expect(list.code).toBe(0)

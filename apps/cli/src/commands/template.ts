@@ -40,8 +40,14 @@ export async function templateCreate(
     pipeline_tree: tree,
     ...(o.description !== undefined ? { description: o.description } : {}),
   })
-  if (o.json) return printJson(ctx.io, created)
-  ctx.io.out.write(renderRecord(ctx.io.color.out, [['template_id', String(created.template_id)]]))
+  const shown = { template_id: created.template_id, template_name: created.template_name }
+  if (o.json) return printJson(ctx.io, shown)
+  ctx.io.out.write(
+    renderRecord(ctx.io.color.out, [
+      ['template_id', String(shown.template_id)],
+      ['template_name', shown.template_name],
+    ]),
+  )
 }
 
 export async function templateList(ctx: CommandContext, o: { json?: boolean }) {

@@ -176,7 +176,7 @@ function DataTab({ bizId, taskId, eventCount }: { bizId: number; taskId: number;
   const constants = Object.values(
     (detail.data.constants ?? {}) as Record<string, { key?: string; name?: string; value?: unknown }>,
   )
-  const outputs = Object.entries((detail.data.outputs ?? {}) as Record<string, unknown>)
+  const outputs = detail.data.outputs ?? []
   return (
     <div className="data-tab">
       <section aria-label={t('data.constants')}>
