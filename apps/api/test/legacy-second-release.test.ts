@@ -480,6 +480,65 @@ describe('the second release of the legacy API', () => {
     })
   })
 
+  describe('isolation and permissions', () => {
+    it("another project's template or task is answered exactly like a missing one, and a viewer cannot write", async () => {
+      const template = await createTemplate(c, quickTree().tree, 'isolated')
+      const task = ok<{ task_id: number }>(
+        await py.post('create_task', { template_id: template, name: 'isolated' }),
+      ).task_id
+      const other = pythonClient(h, await makeIdentity(h.deps, { role: 'admin' }))
+      const missingTemplate = 2147480000
+      const missingTask = 2147480001
+      const byTemplate: Array<[string, 'GET' | 'POST', (id: number) => Record<string, unknown>]> = [
+        ['get_template_schemes', 'GET', (id) => ({ template_id: id })],
+        ['create_template_scheme', 'POST', (id) => ({ template_id: id, name: 's', data: ['x'] })],
+        ['preview_task_tree', 'POST', (id) => ({ template_id: id })],
+        ['get_node_execution_record', 'GET', (id) => ({ template_id: id, template_node_id: 'n' })],
+      ]
+      for (const [api, method, params] of byTemplate) {
+        const call = (id: number) =>
+          method === 'GET' ? other.get(api, params(id) as never) : other.post(api, params(id))
+        const theirs = await call(template)
+        const none = await call(missingTemplate)
+        expect(theirs.body, api).toMatchObject({ result: false, code: 3540400 })
+        expect(theirs.body.message.replace(String(template), '#'), api).toBe(
+          none.body.message.replace(String(missingTemplate), '#'),
+        )
+      }
+      for (const [api, method] of [
+        ['get_task_effective_time', 'GET'],
+        ['modify_constants_for_task', 'POST'],
+      ] as const) {
+        const call = (id: number) =>
+          method === 'GET' ? other.get(api, { task_id: id }) : other.post(api, { task_id: id })
+        const theirs = await call(task)
+        const none = await call(missingTask)
+        expect(theirs.body, api).toMatchObject({ result: false, code: 3540400 })
+        expect(theirs.body.message.replace(String(task), '#'), api).toBe(
+          none.body.message.replace(String(missingTask), '#'),
+        )
+      }
+      const viewer = pythonClient(
+        h,
+        await makeIdentity(h.deps, { role: 'viewer', projectId: py.id.projectId }),
+      )
+      for (const [api, params] of [
+        ['create_template_scheme', { template_id: template, name: 'v', data: ['x'] }],
+        ['modify_constants_for_task', { task_id: task, constants: {} }],
+        ['fast_create_task', { name: 'x', pipeline_tree: quickTree().tree }],
+      ] as const) {
+        expectRefusal(
+          await viewer.post(api, params),
+          3599999,
+          /^permission denied: action (create_task|task_operate|template_edit) /,
+        )
+      }
+      // a viewer reads
+      ok(await viewer.get('get_template_schemes', { template_id: template }))
+      ok(await viewer.post('preview_task_tree', { template_id: template }))
+    })
+  })
+
   describe('each API has a tRPC procedure on the same use case', () => {
     it('answers as the legacy route does', async () => {
       const api = createTRPCClient<AppRouter>({
