@@ -471,12 +471,36 @@ const CASES: Case[] = [
     },
   },
   {
+    api: 'import_project_template',
+    method: 'POST',
+    params: () => ({ template_data: bkExport('imported') }),
+    data: { dict: { flows: 'dict', count: 'int' } },
+  },
+  {
+    api: 'import_common_template',
+    method: 'POST',
+    params: () => ({ template_data: bkExport('imported common') }),
+    data: { dict: { flows: 'dict', count: 'int' } },
+  },
+  {
     api: 'register_project',
     method: 'POST',
     params: () => ({ bk_biz_id: 6 }),
     data: { dict: { project_id: 'int', project_name: 'string' } },
   },
 ]
+
+/** A file as bk-sops's template export writes it: base64 of `{template_data, digest}`. */
+function bkExport(name: string): string {
+  const template_data = {
+    template: { '7': { id: 7, pipeline_template_str_id: 'p7', category: 'OpsTools', project_id: 1 } },
+    pipeline_template_data: {
+      template: { p7: { name, description: 'from bk-sops', template_id: 'p7', tree: quickTree().tree } },
+      refs: {},
+    },
+  }
+  return Buffer.from(JSON.stringify({ template_data, digest: '0'.repeat(32) })).toString('base64')
+}
 
 function typeOf(v: unknown): string {
   if (v === null) return 'null'

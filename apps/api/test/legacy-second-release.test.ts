@@ -480,6 +480,77 @@ describe('the second release of the legacy API', () => {
     })
   })
 
+  describe("templates from bk-sops's export file", () => {
+    const exportOf = (templates: Array<{ name: string; tree: unknown; category?: string }>) => {
+      const template: Record<string, unknown> = {}
+      const pipelines: Record<string, unknown> = {}
+      templates.forEach((t, i) => {
+        template[String(i + 1)] = {
+          id: i + 1,
+          pipeline_template_str_id: `p${i}`,
+          category: t.category ?? 'Other',
+        }
+        pipelines[`p${i}`] = { name: t.name, description: 'exported', template_id: `p${i}`, tree: t.tree }
+      })
+      const template_data = { template, pipeline_template_data: { template: pipelines, refs: {} } }
+      return Buffer.from(JSON.stringify({ template_data, digest: 'd'.repeat(32) })).toString('base64')
+    }
+
+    it('import_project_template (trusted apps) makes each exported template a new one; one bad tree imports nothing', async () => {
+      const trusted = pythonClient(h, await makeIdentity(h.deps, { role: 'admin', trusted: true }))
+      const data = ok<{ flows: Record<string, string>; count: number }>(
+        await trusted.post('import_project_template', {
+          project_id: String(trusted.id.bkBizId),
+          template_data: exportOf([
+            { name: 'first flow', tree: quickTree().tree, category: 'DevTools' },
+            { name: 'second flow', tree: sleepTree('1').tree },
+          ]),
+        }),
+      )
+      expect(data.count).toBe(2)
+      expect(Object.values(data.flows).sort()).toEqual(['first flow', 'second flow'])
+      const listed = ok<Item[]>(await trusted.get('get_template_list'))
+      expect(listed.find((t) => t.name === 'first flow')).toMatchObject({
+        category: 'DevTools',
+        description: 'exported',
+      })
+      const before = await h.deps.db.prisma.template.count()
+      expectParamInvalid(
+        await trusted.post('import_project_template', {
+          project_id: trusted.id.bkBizId,
+          template_data: exportOf([
+            { name: 'ok', tree: quickTree().tree },
+            { name: 'broken', tree: { start_event: {} } },
+          ]),
+        }),
+        /template_data: template broken: invalid pipeline_tree/,
+      )
+      expectParamInvalid(
+        await trusted.post('import_project_template', { project_id: 1, template_data: 'not base64 json' }),
+        'template_data',
+      )
+      expect(await h.deps.db.prisma.template.count()).toBe(before)
+      expectRefusal(
+        await py.post('import_project_template', {
+          project_id: py.id.bkBizId,
+          template_data: exportOf([{ name: 'x', tree: quickTree().tree }]),
+        }),
+        3599999,
+        /only a trusted app may import templates/,
+      )
+      const common = ok<{ count: number; flows: Record<string, string> }>(
+        await trusted.post('import_common_template', {
+          template_data: exportOf([{ name: 'shared import', tree: quickTree().tree }]),
+        }),
+      )
+      expect(common.count).toBe(1)
+      const id = Number(Object.keys(common.flows)[0])
+      expect(ok<Item>(await trusted.get('get_common_template_info', { template_id: id })).name).toBe(
+        'shared import',
+      )
+    })
+  })
+
   describe('isolation and permissions', () => {
     it("another project's template or task is answered exactly like a missing one, and a viewer cannot write", async () => {
       const template = await createTemplate(c, quickTree().tree, 'isolated')

@@ -442,6 +442,31 @@ export const RegisterProjectParamsSchema = z.object({
   project_name: name.optional(),
 })
 
+/**
+ * A bk-sops template export (its "export" file's content: base64 of `{template_data, digest}`),
+ * at most 8 MiB of text.
+ */
+const templateData = text.min(1, 'must not be empty').max(8 * 1024 * 1024, 'must be at most 8 MiB')
+
+/** bk-sops's import_project_template names the project `project_id` (read like `bk_biz_id`, per `scope`). */
+export const ImportProjectTemplateParamsSchema = z
+  .object({
+    bk_biz_id: IdSchema.optional(),
+    project_id: IdSchema.optional(),
+    scope: common.scope,
+    template_data: templateData,
+  })
+  .transform((p, ctx) => {
+    const id = p.bk_biz_id ?? p.project_id
+    if (id === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['project_id'], message: 'is required' })
+      return z.NEVER
+    }
+    return { bk_biz_id: id, scope: p.scope, template_data: p.template_data }
+  })
+
+export const ImportCommonTemplateParamsSchema = z.object({ template_data: templateData })
+
 /** The building blocks of the schemas above, for other API families' schemas (schedules). */
 export const legacyFields = {
   required,

@@ -21,6 +21,8 @@ import {
   GetTemplateSchemesParamsSchema,
   GetUserProjectDetailParamsSchema,
   GetUserProjectListParamsSchema,
+  ImportCommonTemplateParamsSchema,
+  ImportProjectTemplateParamsSchema,
   ModifyConstantsForTaskParamsSchema,
   OperateTaskParamsSchema,
   PreviewCommonTaskTreeParamsSchema,
@@ -37,6 +39,7 @@ import { refOf as ref } from '../services/projects'
 import * as taskOps from '../services/task-ops'
 import * as taskStats from '../services/task-stats'
 import * as tasks from '../services/tasks'
+import * as templateImport from '../services/template-import'
 import * as templates from '../services/templates'
 import * as userProjects from '../services/user-projects'
 import { SCHEDULE_APIS } from './schedules'
@@ -226,6 +229,18 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     method: 'POST',
     params: RegisterProjectParamsSchema,
     run: async (d, c, p) => ({ data: await taskStats.registerProject(d, c, p) }),
+  }),
+  import_project_template: api({
+    method: 'POST',
+    params: ImportProjectTemplateParamsSchema,
+    run: async (d, c, p) => ({
+      data: await templateImport.importProjectTemplates(d, c, ref(p), p.template_data),
+    }),
+  }),
+  import_common_template: api({
+    method: 'POST',
+    params: ImportCommonTemplateParamsSchema,
+    run: async (d, c, p) => ({ data: await templateImport.importCommonTemplates(d, c, p.template_data) }),
   }),
   ...SCHEDULE_APIS,
 }

@@ -7,10 +7,13 @@ import {
   GetTemplateInfoParamsSchema,
   GetTemplateListParamsSchema,
   GetTemplateSchemesParamsSchema,
+  ImportCommonTemplateParamsSchema,
+  ImportProjectTemplateParamsSchema,
   PreviewTaskTreeParamsSchema,
 } from '@stdops/core'
 import { refOf as ref } from '../../services/projects'
 import * as taskStats from '../../services/task-stats'
+import * as templateImport from '../../services/template-import'
 import * as templates from '../../services/templates'
 import { authedProcedure, router } from '../init'
 
@@ -55,5 +58,15 @@ export const templateRouter = router({
         input.template_id,
         input.template_node_id,
       ),
+    ),
+  import: authedProcedure
+    .input(ImportProjectTemplateParamsSchema)
+    .mutation(({ ctx, input }) =>
+      templateImport.importProjectTemplates(ctx.deps, ctx.caller, ref(input), input.template_data),
+    ),
+  importCommon: authedProcedure
+    .input(ImportCommonTemplateParamsSchema)
+    .mutation(({ ctx, input }) =>
+      templateImport.importCommonTemplates(ctx.deps, ctx.caller, input.template_data),
     ),
 })
