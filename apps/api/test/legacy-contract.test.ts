@@ -428,6 +428,12 @@ const CASES: Case[] = [
   },
   { api: 'get_plugin_list', method: 'GET', params: () => ({ scope: 'cmdb_biz' }), data: { list: PLUGIN } },
   {
+    api: 'get_plugin_base_info',
+    method: 'GET',
+    params: () => ({ scope: 'cmdb_biz' }),
+    data: { list: { code: 'string', name: 'string' } },
+  },
+  {
     api: 'get_plugin_detail',
     method: 'GET',
     params: () => ({ code: 'sleep_timer', version: 'legacy', scope: 'cmdb_biz' }),

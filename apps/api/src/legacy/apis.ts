@@ -208,6 +208,11 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     params: GetPluginListParamsSchema,
     run: async (d, c, p) => ({ data: await plugins.listPlugins(d, c, p) }),
   }),
+  get_plugin_base_info: api({
+    method: 'GET',
+    params: GetPluginListParamsSchema,
+    run: async (d, c, p) => ({ data: await plugins.pluginBaseInfo(d, c, p) }),
+  }),
   get_plugin_detail: api({
     method: 'GET',
     params: GetPluginDetailParamsSchema,

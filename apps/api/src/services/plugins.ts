@@ -122,3 +122,12 @@ export async function getPlugin(
     throw new NotFoundError(`plugin[code=${code}${version ? `, version=${version}` : ''}] does not exist`)
   return pluginItem(module, BUILTIN_CODES.has(code))
 }
+
+/** bk-sops's get_plugin_base_info: every registered component's code and name. */
+export async function pluginBaseInfo(deps: Deps, caller: Caller, ref: OptionalProjectRef) {
+  await checkProject(deps, caller, ref)
+  return deps.engine.components
+    .list()
+    .map((m) => ({ code: m.code, name: m.name ?? m.code }))
+    .sort((a, b) => a.code.localeCompare(b.code))
+}

@@ -29,6 +29,9 @@ export const pluginRouter = router({
   list: authedProcedure
     .input(GetPluginListParamsSchema)
     .query(({ ctx, input }) => plugins.listPlugins(ctx.deps, ctx.caller, input)),
+  baseInfo: authedProcedure
+    .input(GetPluginListParamsSchema)
+    .query(({ ctx, input }) => plugins.pluginBaseInfo(ctx.deps, ctx.caller, input)),
   detail: authedProcedure
     .input(GetPluginDetailParamsSchema)
     .query(({ ctx, input }) => plugins.getPlugin(ctx.deps, ctx.caller, input, input.code, input.version)),
