@@ -300,12 +300,7 @@ export async function recordCallbackTry(
   retryAt: number | null,
 ): Promise<void> {
   if (error === null) {
-    await recordCallbackOutcome(
-      tx,
-      job.taskId,
-      { status: 'success', attempts: job.attempts, error: null },
-      job.nodeId,
-    )
+    await recordCallbackOutcome(tx, job.taskId, { status: 'success', attempts: job.attempts, error: null })
     await deleteJob(tx, job.id)
     return
   }
@@ -314,10 +309,9 @@ export async function recordCallbackTry(
       ? await deleteHeldJob(tx, job, env.workerId)
       : await deferHeldJob(tx, job, env.workerId, retryAt, 'callback')
   if (!held) return
-  await recordCallbackOutcome(
-    tx,
-    job.taskId,
-    { status: retryAt === null ? 'failed' : 'pending', attempts: job.attempts, error },
-    job.nodeId,
-  )
+  await recordCallbackOutcome(tx, job.taskId, {
+    status: retryAt === null ? 'failed' : 'pending',
+    attempts: job.attempts,
+    error,
+  })
 }

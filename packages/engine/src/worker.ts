@@ -353,7 +353,7 @@ export function createWorker(o: WorkerOptions): Worker {
 
   const runCallbackJob = async (run: Run) => {
     const { job } = run
-    const target = await readCallbackTarget(db, job.taskId, job.nodeId)
+    const target = await readCallbackTarget(db, job.taskId)
     if (!target) {
       await db.tx((tx) => dropStaleJob(env, tx, job))
       return

@@ -177,18 +177,18 @@ export async function jobs(db: Db, taskId: number) {
   )
 }
 
-/** A local HTTP server; `handler` answers, `calls` records each request's method, url, headers and body. */
+/** A local HTTP server; `handler` answers, `calls` records each request's method, url and body. */
 export async function httpServer(
   handler: (req: IncomingMessage, res: ServerResponse, body: string) => void | Promise<void>,
 ) {
-  const calls: { method: string; url: string; body: string; headers: IncomingMessage['headers'] }[] = []
+  const calls: { method: string; url: string; body: string }[] = []
   const server: Server = createServer((req, res) => {
     let body = ''
     req.on('data', (c) => {
       body += c
     })
     req.on('end', () => {
-      calls.push({ method: req.method ?? '', url: req.url ?? '', body, headers: req.headers })
+      calls.push({ method: req.method ?? '', url: req.url ?? '', body })
       void handler(req, res, body)
     })
   })

@@ -186,12 +186,7 @@ describe('revoke', () => {
       await waitFor('callback recorded', async () => (await task(h.db, id)).callback_status === 'success')
       await new Promise((r) => setTimeout(r, 300))
       expect(receiver.calls).toHaveLength(1)
-      // bk-sops's first callback form: a form-encoded POST whose booleans read as Python writes them
-      expect(Object.fromEntries(new URLSearchParams(receiver.calls[0]!.body))).toEqual({
-        task_id: String(id),
-        task_success: 'False',
-        task_status: 'REVOKED',
-      })
+      expect(JSON.parse(receiver.calls[0]!.body)).toEqual({ task_id: id, task_status: 'REVOKED' })
       expect(await jobs(h.db, id)).toEqual([])
       const t = await task(h.db, id)
       expect(t.callback_attempts).toBe(1)
@@ -269,68 +264,7 @@ describe('callback_url', () => {
       await new Promise((r) => setTimeout(r, 200))
       expect(receiver.calls).toHaveLength(1)
       expect(receiver.calls[0]).toMatchObject({ method: 'POST', url: '/done' })
-      expect(receiver.calls[0]!.headers['content-type']).toBe('application/x-www-form-urlencoded')
-      expect(Object.fromEntries(new URLSearchParams(receiver.calls[0]!.body))).toEqual({
-        task_id: String(id),
-        task_success: 'True',
-        task_status: 'FINISHED',
-      })
-    } finally {
-      await receiver.close()
-    }
-  })
-
-  it('callback_version v2 posts JSON with real booleans and the task outputs', async () => {
-    const receiver = await httpServer((_req, res) => {
-      res.writeHead(200).end()
-    })
-    try {
-      const b = createTreeBuilder()
-      const act = b.activity('set_variables', {
-        data: { variables: { hook: false, value: { greeting: 'hi' } } },
-      })
-      b.chain(b.startId, act, b.endId)
-      b.constant('said', '', { source_type: 'component_outputs', source_info: { [act]: ['greeting'] } })
-      b.output('said')
-      const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/v2` })
-      await h.db.execute(sql`UPDATE tasks SET callback_version = 'v2' WHERE id = ${id}`)
-      await operate(engine, id, 'start')
-      await waitFor('callback recorded', async () => (await task(h.db, id)).callback_status === 'success')
-      expect(receiver.calls).toHaveLength(1)
-      expect(receiver.calls[0]!.headers['content-type']).toBe('application/json')
-      expect(JSON.parse(receiver.calls[0]!.body)).toEqual({
-        task_id: id,
-        task_success: true,
-        task_status: 'FINISHED',
-        task_outputs: [{ key: '${said}', name: 'said', value: 'hi' }],
-      })
-    } finally {
-      await receiver.close()
-    }
-  })
-
-  it('a node that fails is an event of its own: sent once with task_success False, and the end is sent later', async () => {
-    const receiver = await httpServer((_req, res) => {
-      res.writeHead(200).end()
-    })
-    try {
-      const b = createTreeBuilder()
-      b.chain(b.startId, b.activity('fail'), b.endId)
-      const id = await insertTask(h.db, b.build(), { callbackUrl: `${receiver.url}/events` })
-      await operate(engine, id, 'start')
-      await waitFor('the failure callback', async () => receiver.calls.length === 1)
-      expect(Object.fromEntries(new URLSearchParams(receiver.calls[0]!.body))).toEqual({
-        task_id: String(id),
-        task_success: 'False',
-        task_status: 'FAILED',
-      })
-      await waitFor('its job gone', async () => (await jobs(h.db, id)).length === 0)
-      expect((await task(h.db, id)).callback_status).toBeNull() // the end event is still to come
-      await operate(engine, id, 'revoke')
-      await waitFor('the end callback', async () => receiver.calls.length === 2)
-      expect(new URLSearchParams(receiver.calls[1]!.body).get('task_status')).toBe('REVOKED')
-      await waitFor('callback recorded', async () => (await task(h.db, id)).callback_status === 'success')
-      expect(receiver.calls).toHaveLength(2)
+      expect(JSON.parse(receiver.calls[0]!.body)).toEqual({ task_id: id, task_status: 'FINISHED' })
     } finally {
       await receiver.close()
     }

@@ -257,12 +257,8 @@ export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: num
   )
 }
 
-/**
- * A callback_url job: `nodeId` '' for the task's end (finished or revoked), or the id of the node
- * whose failure it reports (each failure is its own event, sent once).
- */
-export function callbackJobRow(taskId: number, now: number, nodeId = ''): Sql {
-  return sql`(${taskId}, ${nodeId}, 'callback', ${now}, ${null}, ${null}, 0, ${null}, ${now})`
+export function callbackJobRow(taskId: number, now: number): Sql {
+  return sql`(${taskId}, '', 'callback', ${now}, ${null}, ${null}, 0, ${null}, ${now})`
 }
 
 /** Inserts job rows built by nodeJobRows / callbackJobRow, in one statement. */

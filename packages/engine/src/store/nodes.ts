@@ -127,9 +127,6 @@ export async function applyPlan(
   const callbackEnqueued =
     plan.finish !== undefined && task.callbackUrl !== null && task.callbackStatus === null
   if (callbackEnqueued) jobs.push(callbackJobRow(taskId, now))
-  // A node that failed (and waits for an operator) is an event of its own for the callback_url.
-  const failed = task.callbackUrl === null ? [] : plan.rows.filter((r) => r.state === 'FAILED')
-  for (const r of failed) jobs.push(callbackJobRow(taskId, now, r.nodeId))
   await insertJobs(tx, jobs)
 
   await insertEvents(tx, taskId, task.eventSeq + 1, plan.events, now)
@@ -143,7 +140,7 @@ export async function applyPlan(
   if (callbackEnqueued) sets.push(sql`callback_status = 'pending'`)
   if (sets.length > 0) await tx.execute(sql`UPDATE tasks SET ${join(sets)} WHERE id = ${taskId}`)
   return {
-    jobs: plan.jobs.length + (callbackEnqueued ? 1 : 0) + failed.length,
+    jobs: plan.jobs.length + (callbackEnqueued ? 1 : 0),
     finished: plan.finish !== undefined,
     callbackEnqueued,
   }

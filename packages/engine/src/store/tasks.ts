@@ -198,88 +198,27 @@ export async function compareAndSetTaskInOneStatement(
 
 export interface CallbackTarget {
   url: string
-  /** v1: a form-encoded POST (booleans `True`/`False`, as Python's requests writes them); v2: JSON with the outputs */
-  version: 'v1' | 'v2'
-  /** '' for the task's end; else the node whose failure this reports */
-  nodeId: string
-  body: {
-    task_id: number
-    task_success: boolean
-    /** the displayed state: FINISHED, REVOKED, or FAILED for a node's failure */
-    task_status: string
-    task_outputs?: Array<{ key: string; name: string; value: unknown }>
-  }
+  body: { task_id: number; task_status: string }
 }
 
-/** The task outputs as get_task_detail lists them: `{key, name, value}` per output constant of the tree. */
-function outputList(treeText: string, constantsText: string, outputsText: string) {
-  const tree = JSON.parse(treeText) as { outputs?: unknown; constants?: Record<string, { name?: unknown }> }
-  const constants = JSON.parse(constantsText) as Record<string, { name?: unknown; value?: unknown }>
-  const outputs = JSON.parse(outputsText) as Record<string, unknown>
-  const keys = Array.isArray(tree.outputs)
-    ? tree.outputs.filter((k): k is string => typeof k === 'string')
-    : []
-  return keys.map((key) => ({
-    key,
-    name: typeof constants[key]?.name === 'string' ? (constants[key]!.name as string) : key,
-    value: Object.hasOwn(outputs, key) ? outputs[key] : (constants[key]?.value ?? null),
-  }))
-}
-
-/**
- * The callback a job sends, or null when there is nothing (more) to send: the task's end once it
- * FINISHED or was REVOKED (until a try succeeded), or the failure of node `nodeId`.
- */
-export async function readCallbackTarget(
-  exec: Executor,
-  taskId: number,
-  nodeId = '',
-): Promise<CallbackTarget | null> {
+/** The task's callback, or null when there is nothing (more) to send. */
+export async function readCallbackTarget(exec: Executor, taskId: number): Promise<CallbackTarget | null> {
   const [row] = await exec.query<{
     state: string
     callback_url: string | null
     callback_status: string | null
-    callback_version: string
-    pipeline_tree: string
-    constants: string
-    outputs: string
-  }>(sql`SELECT state, callback_url, callback_status, callback_version, pipeline_tree, constants, outputs
-         FROM tasks WHERE id = ${taskId}`)
-  if (!row || !row.callback_url) return null
-  const version = row.callback_version === 'v2' ? 'v2' : 'v1'
-  let success: boolean
-  let status: string
-  if (nodeId === '') {
-    if (row.callback_status === 'success') return null
-    if (row.state !== 'FINISHED' && row.state !== 'REVOKED') return null
-    success = row.state === 'FINISHED'
-    status = row.state
-  } else {
-    success = false
-    status = 'FAILED'
-  }
-  const body: CallbackTarget['body'] = { task_id: taskId, task_success: success, task_status: status }
-  if (version === 'v2') body.task_outputs = outputList(row.pipeline_tree, row.constants, row.outputs)
-  return { url: row.callback_url, version, nodeId, body }
+  }>(sql`SELECT state, callback_url, callback_status FROM tasks WHERE id = ${taskId}`)
+  if (!row || !row.callback_url || row.callback_status === 'success') return null
+  if (row.state !== 'FINISHED' && row.state !== 'REVOKED') return null
+  return { url: row.callback_url, body: { task_id: taskId, task_status: row.state } }
 }
 
-/**
- * Records the outcome of a callback_url try on the task. The end event's tries set the status and
- * the attempts; a node failure's tries record only their error (the status is the end event's).
- */
+/** Records the outcome of a callback_url try on the task. */
 export async function recordCallbackOutcome(
   tx: Executor,
   taskId: number,
   outcome: { status: 'success' | 'pending' | 'failed'; attempts: number; error: string | null },
-  nodeId = '',
 ): Promise<void> {
-  if (nodeId !== '') {
-    if (outcome.error !== null)
-      await tx.execute(
-        sql`UPDATE tasks SET callback_error = ${`node ${nodeId}: ${outcome.error}`} WHERE id = ${taskId}`,
-      )
-    return
-  }
   await tx.execute(sql`UPDATE tasks SET callback_status = ${outcome.status}, callback_attempts = ${outcome.attempts},
     callback_error = ${outcome.error} WHERE id = ${taskId}`)
 }
