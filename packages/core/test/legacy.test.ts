@@ -86,7 +86,7 @@ describe('common fields', () => {
   it('accepts scope project and refuses any other scope', () => {
     expect(parse(GetTemplateListParamsSchema, { bk_biz_id: 1, scope: 'project' })).toEqual({
       ok: true,
-      value: { bk_biz_id: 1, scope: 'project' },
+      value: { bk_biz_id: 1, scope: 'project', template_source: 'project' },
     })
     expect(parse(GetTemplateListParamsSchema, { bk_biz_id: 1, scope: 'biz' })).toEqual({
       ok: false,
@@ -124,7 +124,7 @@ describe('create_task params', () => {
     }
     expect(parse(CreateTaskParamsSchema, input)).toEqual({
       ok: true,
-      value: { ...input, template_id: 7, scope: 'cmdb_biz' },
+      value: { ...input, template_id: 7, scope: 'cmdb_biz', template_source: 'project' },
     })
   })
 
@@ -147,6 +147,10 @@ describe('create_task params', () => {
 })
 
 describe('get_tasks_status params', () => {
+  it('answers an empty list with an empty list (bk-sops does), so it is accepted', () => {
+    expect(parse(GetTasksStatusParamsSchema, { bk_biz_id: 1, task_id_list: [] })).toMatchObject({ ok: true })
+  })
+
   it('accepts 1 to 50 ids', () => {
     expect(
       parse(GetTasksStatusParamsSchema, {
@@ -161,7 +165,6 @@ describe('get_tasks_status params', () => {
   })
 
   it.each([
-    [[], 'invalid param: task_id_list: must not be empty'],
     [Array.from({ length: 51 }, (_, i) => i + 1), 'invalid param: task_id_list: must have at most 50 ids'],
     [[1, 'x'], 'invalid param: task_id_list.1: must be a positive integer'],
     ['1,2', 'invalid param: task_id_list: must be a list of task ids'],
@@ -174,6 +177,22 @@ describe('get_tasks_status params', () => {
 })
 
 describe('get_task_list params', () => {
+  it('cuts a limit above 200 to 200, keeps 0, and reads True/False and ISO 8601 times', () => {
+    expect(
+      parse(GetTaskListParamsSchema, {
+        bk_biz_id: 1,
+        limit: '201',
+        is_started: 'True',
+        is_finished: 'False',
+        create_time_end: '2024-01-01T00:00:00Z',
+      }),
+    ).toMatchObject({ ok: true, value: { limit: 200, is_started: true, is_finished: false } })
+    expect(parse(GetTaskListParamsSchema, { bk_biz_id: 1, limit: 0 })).toMatchObject({
+      ok: true,
+      value: { limit: 0 },
+    })
+  })
+
   it('defaults offset 0 and limit 100', () => {
     expect(parse(GetTaskListParamsSchema, { bk_biz_id: '1' })).toEqual({
       ok: true,
@@ -210,18 +229,17 @@ describe('get_task_list params', () => {
   })
 
   it.each([
-    [{ limit: '0' }, 'invalid param: limit: must be an integer from 1 to 200'],
-    [{ limit: '201' }, 'invalid param: limit: must be an integer from 1 to 200'],
-    [{ limit: 'ten' }, 'invalid param: limit: must be an integer from 1 to 200'],
+    [{ limit: '-1' }, 'invalid param: limit: must be an integer from 0 to 9007199254740991'],
+    [{ limit: 'ten' }, 'invalid param: limit: must be an integer from 0 to 9007199254740991'],
     [{ offset: '-1' }, 'invalid param: offset: must be an integer from 0 to 9007199254740991'],
     [{ is_started: 'yes' }, 'invalid param: is_started: must be true or false'],
     [
       { create_time_start: '2024-13-01' },
-      'invalid param: create_time_start: must be a date as YYYY-MM-DD HH:MM:SS or YYYY-MM-DD',
+      'invalid param: create_time_start: must be a time as YYYY-MM-DD HH:MM:SS (optionally with a UTC offset such as +0800), ISO 8601 or YYYY-MM-DD',
     ],
     [
-      { create_time_end: '2024-01-01T00:00:00Z' },
-      'invalid param: create_time_end: must be a date as YYYY-MM-DD HH:MM:SS or YYYY-MM-DD',
+      { create_time_end: '2024-01-01T25:00:00Z' },
+      'invalid param: create_time_end: must be a time as YYYY-MM-DD HH:MM:SS (optionally with a UTC offset such as +0800), ISO 8601 or YYYY-MM-DD',
     ],
   ])('refuses %j', (change, message) => {
     expect(parse(GetTaskListParamsSchema, { bk_biz_id: 1, ...change })).toEqual({ ok: false, message })
