@@ -12,6 +12,7 @@ import { TemplatePage } from './pages/template'
 import { TemplatesPage } from './pages/templates'
 import {
   bizIdParams,
+  SchedulesSearchSchema,
   SignInSearchSchema,
   TaskSearchSchema,
   TasksSearchSchema,
@@ -101,6 +102,7 @@ const schedules = createRoute({
   getParentRoute: () => root,
   path: '/projects/$bizId/schedules',
   params: bizIdParams,
+  validateSearch: SchedulesSearchSchema,
   component: SchedulesPage,
 })
 

@@ -50,6 +50,13 @@ export const TemplateSearchSchema = z.object({
   node: z.string().max(200).optional().catch(undefined),
 })
 
+export const SchedulesSearchSchema = z.object({
+  /** the periodic task whose details are open */
+  periodic: z.number().int().positive().optional().catch(undefined),
+  /** the creation form that is open */
+  create: z.enum(['periodic', 'clocked']).optional().catch(undefined),
+})
+
 export const SignInSearchSchema = z.object({
   redirect: z.string().max(2000).optional().catch(undefined),
 })

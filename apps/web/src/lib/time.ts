@@ -62,3 +62,45 @@ export function dayBoundary(day: string, end: boolean, utc: boolean): number | n
   const [h, mi, s, ms] = end ? [23, 59, 59, 999] : [0, 0, 0, 0]
   return utc ? Date.UTC(y, mo, d, h, mi, s, ms) : new Date(y, mo, d, h, mi, s, ms).getTime()
 }
+
+/**
+ * A time as a `datetime-local` input holds it (`YYYY-MM-DDTHH:MM[:SS]`), read in the shown zone
+ * (the browser's, or UTC), as the API's `plan_start_time`: `YYYY-MM-DD HH:MM:SS +HHMM`, so the
+ * server never has to guess the zone. Null when it is not such a time.
+ */
+export function toPlanStartTime(local: string, utc: boolean): string | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(local)
+  if (!m) return null
+  const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  const date = new Date(y, mo - 1, d, h, mi, s)
+  if (!utc && (date.getFullYear() !== y || date.getMonth() !== mo - 1 || date.getDate() !== d)) return null
+  const offset = utc ? 0 : -date.getTimezoneOffset()
+  const sign = offset < 0 ? '-' : '+'
+  const abs = Math.abs(offset)
+  const pad = (n: number) => String(n).padStart(2, '0')
+  return `${y}-${pad(mo)}-${pad(d)} ${pad(h)}:${pad(mi)}:${pad(s)} ${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`
+}
+
+/** epoch ms → a `datetime-local` value (`YYYY-MM-DDTHH:MM:SS`) in the shown zone. */
+export function toLocalInput(ms: number, utc: boolean): string {
+  const d = new Date(ms)
+  const pad = (n: number) => String(n).padStart(2, '0')
+  const [y, mo, day, h, mi, s] = utc
+    ? [
+        d.getUTCFullYear(),
+        d.getUTCMonth() + 1,
+        d.getUTCDate(),
+        d.getUTCHours(),
+        d.getUTCMinutes(),
+        d.getUTCSeconds(),
+      ]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds()]
+  return `${y}-${pad(mo)}-${pad(day)}T${pad(h)}:${pad(mi)}:${pad(s)}`
+}

@@ -1,62 +1,18 @@
 import { useMutation, useQuery } from '@tanstack/react-query'
 import { getRouteApi, useNavigate } from '@tanstack/react-router'
-import { type FormEvent, useId, useMemo, useState } from 'react'
+import { type FormEvent, useId, useState } from 'react'
 import { useTranslation } from 'react-i18next'
 import { useApp } from '../app-context'
 import { ErrorNote, Loading } from '../components/common'
+import { useConstantsForm } from '../components/constants-form'
 import { useTRPC } from '../trpc'
 
 const route = getRouteApi('/projects/$bizId/templates/$templateId/new')
-
-interface ConstantDef {
-  key: string
-  name?: string
-  value?: unknown
-  show_type?: string
-  source_type?: string
-}
-
-/** The constants a person fills in: shown ones, not computed from a node's outputs. */
-export function formConstants(tree: unknown): { shown: ConstantDef[]; hidden: ConstantDef[] } {
-  const all = Object.values(
-    ((tree as { constants?: unknown }).constants ?? {}) as Record<string, ConstantDef>,
-  )
-  const input = all.filter((c) => c.source_type !== 'component_outputs')
-  return {
-    shown: input.filter((c) => c.show_type !== 'hide'),
-    hidden: input.filter((c) => c.show_type === 'hide'),
-  }
-}
 
 const stamp = (d: Date) =>
   `${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, '0')}${String(d.getDate()).padStart(2, '0')}${String(
     d.getHours(),
   ).padStart(2, '0')}${String(d.getMinutes()).padStart(2, '0')}${String(d.getSeconds()).padStart(2, '0')}`
-
-function ConstantField({
-  c,
-  value,
-  onChange,
-}: {
-  c: ConstantDef
-  value: string
-  onChange: (v: string) => void
-}) {
-  const id = useId()
-  const text = typeof c.value === 'string' || c.value === undefined
-  return (
-    <div className="field">
-      <label htmlFor={id}>
-        {c.name || c.key} <code className="muted">{c.key}</code>
-      </label>
-      {text ? (
-        <input id={id} value={value} onChange={(e) => onChange(e.target.value)} />
-      ) : (
-        <textarea id={id} value={value} rows={3} onChange={(e) => onChange(e.target.value)} />
-      )}
-    </div>
-  )
-}
 
 /** A form built from the template's constants (names, defaults, show_type): create a task, and start it. */
 export function NewTaskPage() {
@@ -66,12 +22,8 @@ export function NewTaskPage() {
   const navigate = useNavigate()
   const { bizId, templateId } = route.useParams()
   const template = useQuery(trpc.template.get.queryOptions({ bk_biz_id: bizId, template_id: templateId }))
-  const fields = useMemo(
-    () => formConstants(template.data?.pipeline_tree ?? {}),
-    [template.data?.pipeline_tree],
-  )
+  const form = useConstantsForm(template.data?.pipeline_tree)
   const [name, setName] = useState<string | null>(null)
-  const [values, setValues] = useState<Record<string, string>>({})
   const [invalid, setInvalid] = useState<string | null>(null)
   const nameId = useId()
   const create = useMutation({
@@ -89,26 +41,12 @@ export function NewTaskPage() {
   })
   if (template.isPending) return <Loading />
   if (template.error) return <ErrorNote error={template.error} onRetry={() => void template.refetch()} />
-  const shownValue = (c: ConstantDef) =>
-    values[c.key] ??
-    (typeof c.value === 'string' ? c.value : c.value === undefined ? '' : JSON.stringify(c.value, null, 2))
   const submit = (start: boolean) => (e?: FormEvent) => {
     e?.preventDefault()
     setInvalid(null)
-    const constants: Record<string, unknown> = {}
-    for (const c of fields.shown) {
-      if (values[c.key] === undefined) continue
-      if (typeof c.value === 'string' || c.value === undefined) constants[c.key] = values[c.key]
-      else {
-        try {
-          constants[c.key] = JSON.parse(values[c.key]!)
-        } catch {
-          setInvalid(t('newTask.invalidJson', { name: c.name || c.key }))
-          return
-        }
-      }
-    }
-    create.mutate({ start, constants })
+    const collected = form.collect()
+    if (!collected.ok) return setInvalid(collected.message)
+    create.mutate({ start, constants: collected.constants })
   }
   const defaultName = `${template.data.name}_${stamp(new Date())}`
   return (
@@ -125,21 +63,7 @@ export function NewTaskPage() {
             onChange={(e) => setName(e.target.value)}
           />
         </div>
-        <fieldset>
-          <legend>{t('newTask.constants')}</legend>
-          {fields.shown.length === 0 && <p>{t('newTask.noConstants')}</p>}
-          {fields.shown.map((c) => (
-            <ConstantField
-              key={c.key}
-              c={c}
-              value={shownValue(c)}
-              onChange={(v) => setValues((prev) => ({ ...prev, [c.key]: v }))}
-            />
-          ))}
-          {fields.hidden.length > 0 && (
-            <p className="muted">{t('newTask.hidden', { count: fields.hidden.length })}</p>
-          )}
-        </fieldset>
+        {form.view}
         {invalid && (
           <p role="alert" className="error-note">
             {invalid}
