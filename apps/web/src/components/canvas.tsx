@@ -173,7 +173,8 @@ function FocusOn({ request, graph }: { request: { id: string; n: number } | null
   return null
 }
 
-export function PipelineCanvas({
+/** Memoised: the page around it re-renders on task events; the canvas only when its props change. */
+export const PipelineCanvas = memo(function PipelineCanvas({
   graph,
   store,
   selected,
@@ -259,4 +260,4 @@ export function PipelineCanvas({
       </CanvasContext.Provider>
     </section>
   )
-}
+})

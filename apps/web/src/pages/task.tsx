@@ -1,7 +1,7 @@
 import type { TaskState } from '@stdops/core'
 import { useQuery } from '@tanstack/react-query'
 import { getRouteApi, useNavigate } from '@tanstack/react-router'
-import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react'
 import { useTranslation } from 'react-i18next'
 import { PipelineCanvas } from '../components/canvas'
 import { ErrorNote, Loading } from '../components/common'
@@ -109,6 +109,13 @@ function TaskView(props: {
     if (live.taskState !== null) refetchDetail()
   }, [live.taskState, refetchDetail])
   const selected = search.node ? (graph.byId.get(search.node) ?? null) : null
+  // The node to centre the view on: one asked for (jump to the failed node), else the deep link's
+  // node once. Kept stable across renders, so that events never move the view.
+  const deepLinked = useRef(search.node ?? null)
+  const focus = useMemo(
+    () => props.focus ?? (deepLinked.current ? { id: deepLinked.current, n: 0 } : null),
+    [props.focus],
+  )
   const state = (live.taskState ?? detail.state) as TaskState
   return (
     <div className="task-page">
@@ -143,7 +150,7 @@ function TaskView(props: {
           selected={search.node ?? null}
           onSelect={props.onSelect}
           label={t('task.canvas')}
-          focus={props.focus ?? (search.node ? { id: search.node, n: 0 } : null)}
+          focus={focus}
         />
         {selected && (
           <NodePanel
