@@ -110,6 +110,7 @@ export const en = {
     done: '{{action}}: done',
   },
   task: {
+    noTree: 'This task has no pipeline tree the console can draw.',
     title: 'Task {{id}}: {{name}}',
     header: 'Task',
     jumpToFailed: 'Jump to the failed node',

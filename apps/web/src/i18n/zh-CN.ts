@@ -107,6 +107,7 @@ export const zhCN: Messages = {
     done: '{{action}}：完成',
   },
   task: {
+    noTree: '此任务没有控制台能绘制的流程树。',
     title: '任务 {{id}}：{{name}}',
     header: '任务',
     jumpToFailed: '定位到失败节点',

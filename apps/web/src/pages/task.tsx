@@ -57,7 +57,11 @@ export function TaskPage() {
   if (detail.isPending) return <Loading />
   if (detail.error) return <ErrorNote error={detail.error} onRetry={() => void detail.refetch()} />
   if (!graph || !store)
-    return <ErrorNote error={new Error('this task has no pipeline tree the console can draw')} />
+    return (
+      <p role="alert" className="error-note">
+        {t('task.noTree')}
+      </p>
+    )
   return (
     <TaskView
       bizId={bizId}
