@@ -416,6 +416,7 @@ function PeriodicList({
                     role="switch"
                     aria-label={t('schedules.enable', { name: p.name })}
                     checked={p.enabled}
+                    aria-checked={p.enabled}
                     disabled={!canEdit || setEnabled.isPending}
                     title={canEdit ? undefined : t('schedules.whyNot')}
                     onChange={(e) =>
