@@ -87,6 +87,7 @@ describe('PipelineCanvas', () => {
     expect(document.querySelector(`[data-node-id="${left}"]`)!.className).toContain('state-RUNNING')
     // The branch the gateway ruled out is marked so.
     expect(screen.getByRole('button', { name: "Right: won't run" }).dataset.state).toBe('WONT_RUN')
+    expect(document.querySelector(`[data-node-id="${right}"]`)!.className).toContain('wont-run')
     expect(performance.getEntriesByName(LAYOUT_MARK).length, 'no new layout').toBe(layouts)
     // One commit for the whole batch of events (they are applied together).
     expect(commits - commitsBefore).toBe(1)
