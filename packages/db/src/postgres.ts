@@ -108,6 +108,14 @@ export function createPostgresDb(
   const tx = async <T>(fn: (tx: Executor) => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect()
+      // A connection lost mid-transaction (killed, network) rejects the statement in flight and
+      // also emits 'error' on the client: handled here, or it would take the process down. The
+      // broken client is then destroyed rather than returned to the pool.
+      let lost: Error | undefined
+      const onLost = (err: Error) => {
+        lost = err
+      }
+      client.on('error', onLost)
       const committed: Array<() => void> = []
       try {
         await client.query('BEGIN')
@@ -116,12 +124,13 @@ export function createPostgresDb(
         runCommitted(committed)
         return result
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
+        if (!lost) await client.query('ROLLBACK').catch(() => {})
         const code = (err as { code?: string }).code
         if (code && RETRYABLE.has(code) && attempt < 5) continue
         throw err
       } finally {
-        client.release()
+        client.off('error', onLost)
+        client.release(lost)
       }
     }
   }

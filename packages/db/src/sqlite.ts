@@ -19,6 +19,37 @@ export const SQLITE_PRAGMAS = [
   'foreign_keys = ON',
 ] as const
 
+/**
+ * How long our connection waits, blocking, for another connection's write lock (SQLite's busy
+ * handler sleeps in the calling thread: the event loop with it) before it gives the event loop
+ * back and waits asynchronously instead, retrying with a short backoff.
+ */
+const BUSY_BLOCK_MS = 20
+/** How long a statement or transaction waits in all for the write lock before SQLITE_BUSY reaches its caller. */
+export const SQLITE_BUSY_WAIT_MS = 30_000
+
+const isBusy = (err: unknown) => {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY')
+}
+
+/**
+ * Runs `attempt` again while it fails with SQLITE_BUSY (nothing was written: an autocommit
+ * statement or a transaction that did not begin, or rolled back), sleeping between tries without
+ * blocking the event loop, for up to SQLITE_BUSY_WAIT_MS.
+ */
+async function whileBusy<T>(attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + SQLITE_BUSY_WAIT_MS
+  for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+    try {
+      return await attempt()
+    } catch (err) {
+      if (!isBusy(err) || Date.now() + delay > deadline) throw err
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay))
+  }
+}
+
 export function sqlitePath(url: string): string {
   return url.replace(/^file:/, '').replace(/\?.*$/, '')
 }
@@ -38,6 +69,7 @@ export function openSqlite(url: string): Database.Database {
  */
 export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]> } {
   const conn = openSqlite(url)
+  conn.pragma(`busy_timeout = ${BUSY_BLOCK_MS}`)
   const mutex = new Mutex()
   const cache = new Map<string, Database.Statement>()
   const emitter = new EventEmitter()
@@ -83,25 +115,29 @@ export function createSqliteDb(url: string): Db & { migrate(): Promise<string[]>
     provider: 'sqlite',
     url,
     prisma,
-    query: (q) => mutex.run(() => inTx.query(q)),
-    execute: (q) => mutex.run(() => inTx.execute(q)),
+    query: (q) => whileBusy(() => mutex.run(() => inTx.query(q))),
+    execute: (q) => whileBusy(() => mutex.run(() => inTx.execute(q))),
     afterCommit: (fn) => runCommitted([fn]),
     publish: (channel, key) => publisher.add(channel, key),
+    // Waiting for the write lock happens outside the mutex: this process's other callers queue
+    // behind the mutex only while a transaction really runs.
     tx: async (fn) => {
-      const done = await mutex.run(async () => {
-        conn.prepare('BEGIN IMMEDIATE').run()
-        committed = []
-        try {
-          const result = await fn(inTx)
-          conn.prepare('COMMIT').run()
-          return { result, reports: committed }
-        } catch (err) {
-          if (conn.inTransaction) conn.prepare('ROLLBACK').run()
-          throw err
-        } finally {
-          committed = null
-        }
-      })
+      const done = await whileBusy(() =>
+        mutex.run(async () => {
+          conn.prepare('BEGIN IMMEDIATE').run()
+          committed = []
+          try {
+            const result = await fn(inTx)
+            conn.prepare('COMMIT').run()
+            return { result, reports: committed }
+          } catch (err) {
+            if (conn.inTransaction) conn.prepare('ROLLBACK').run()
+            throw err
+          } finally {
+            committed = null
+          }
+        }),
+      )
       runCommitted(done.reports)
       return done.result
     },

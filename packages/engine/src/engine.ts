@@ -47,6 +47,7 @@ export function createEngine(deps: EngineDeps): Engine {
     fetch: deps.fetch ?? globalThis.fetch.bind(globalThis),
     callbackRetryMs: deps.callbackRetryMs ?? 1000,
     callbackTimeoutMs: deps.callbackTimeoutMs ?? 10_000,
+    jobRetryMs: deps.jobRetryMs ?? 1000,
     now,
     fireDueSchedules: () => scheduler?.fireDue() ?? Promise.resolve(0),
   })

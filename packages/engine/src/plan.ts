@@ -547,6 +547,24 @@ class Planner {
     }
   }
 
+  /**
+   * The node's job failed too often to go on: the node ends with `error` as if its step had failed
+   * (an activity honours error_ignorable; a gateway or event is FAILED). A node that had not
+   * started yet (its start kept failing) is started and failed in the same plan.
+   */
+  giveUp(nodeId: string, error: string) {
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    if (!node) {
+      this.plan.bugs.push(`node ${nodeId} is not in the tree`)
+      return
+    }
+    let row: NodeWrite | null = this.touch(nodeId, false)
+    if (row.state !== 'RUNNING') row = this.beginPass(nodeId)
+    if (!row) return
+    if (node.kind === 'activity') this.activityResult(nodeId, { status: 'failed', error })
+    else this.fail(row, error)
+  }
+
   revokeAll() {
     for (const [nodeId, stored] of this.ctx.nodes) {
       if (stored.state !== 'READY' && stored.state !== 'RUNNING' && stored.state !== 'SUSPENDED') continue
@@ -614,6 +632,13 @@ export function planActivityStart(
 export function planActivityResult(ctx: PlanContext, nodeId: string, outcome: ActivityOutcome): Plan {
   const p = new Planner(ctx)
   p.activityResult(nodeId, outcome)
+  return p.result()
+}
+
+/** The node's job failed too often (a poison job): the node ends with `error`, see Planner.giveUp. */
+export function planGiveUp(ctx: PlanContext, nodeId: string, error: string): Plan {
+  const p = new Planner(ctx)
+  p.giveUp(nodeId, error)
   return p.result()
 }
 

@@ -15,6 +15,7 @@ import {
   planActivityResult,
   planActivityStart,
   planDueNode,
+  planGiveUp,
   planRevoke,
   planTaskStart,
   rowsReadFrom,
@@ -280,6 +281,31 @@ export async function recordResult(
     if (outcome.kind === 'done') more += outcome.applied.jobs
   }
   return { applied: { ...done, jobs: done.jobs - claimed.length + more }, chained }
+}
+
+/**
+ * A poison job: its transaction failed too often. Its node ends with `error` (FAILED, or FINISHED
+ * with the error ignored for an error_ignorable activity) and the job is deleted; a callback_url
+ * job records the callback as failed. Returns what was applied (null: fenced, nothing applied).
+ */
+export async function giveUpJob(
+  env: TransitionEnv,
+  tx: Executor,
+  job: ClaimedJob,
+  error: string,
+  at: number,
+): Promise<Applied | null> {
+  if (job.kind === 'callback') {
+    if (!(await deleteHeldJob(tx, job, env.workerId))) return null
+    await recordCallbackOutcome(tx, job.taskId, { status: 'failed', attempts: job.attempts, error })
+    return null
+  }
+  const task = await lockTask(tx, job.taskId)
+  if (!task || !(await deleteHeldJob(tx, job, env.workerId))) return null
+  const ctx = await planContext(env, tx, job.taskId, task, at, job.nodeId)
+  const plan = planGiveUp(ctx, job.nodeId, error)
+  logBugs(env, job.taskId, plan)
+  return apply(env, tx, job.taskId, task, ctx, plan, at)
 }
 
 /** A timer or callback job for a node that is no longer RUNNING: dropped. */

@@ -74,6 +74,11 @@ export interface EngineDeps {
   callbackRetryMs?: number
   /** callback_url request timeout. Default 10000. */
   callbackTimeoutMs?: number
+  /**
+   * A job whose transaction failed is tried again after base × 2^(failures − 1) ms (at most a
+   * minute); after 5 failures its node ends with the error. Default 1000.
+   */
+  jobRetryMs?: number
   /** The clock (epoch ms). Default Date.now. */
   now?: () => number
   /**

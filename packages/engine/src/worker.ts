@@ -15,12 +15,14 @@ import {
   claimJobs,
   readCallbackTarget,
   readNodeInputs,
+  recordJobFailure,
   releaseLeases,
   renewLeases,
 } from './store'
 import { inSpan, linksTo, tracer } from './tracing'
 import {
   dropStaleJob,
+  giveUpJob,
   outcomeOf,
   recordCallbackTry,
   recordResult,
@@ -38,6 +40,13 @@ export const REVOKE_CHANNEL = 'stdops_revoke'
 /** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
 const CHAIN_LIMIT = 8
 
+/** A job whose transactions failed this many times is given up: its node ends with the last error. */
+export const MAX_JOB_FAILURES = 5
+
+/** The wait before a failed job's next try: base × 2^(failures − 1), at most a minute. */
+export const jobBackoff = (failures: number, baseMs: number) =>
+  Math.min(60_000, baseMs * 2 ** Math.max(0, failures - 1))
+
 export interface WorkerOptions {
   db: Db
   env: TransitionEnv
@@ -51,6 +60,8 @@ export interface WorkerOptions {
   fetch: typeof fetch
   callbackRetryMs: number
   callbackTimeoutMs: number
+  /** Base of the backoff between a failed job transaction's tries (jobBackoff). */
+  jobRetryMs: number
   now: () => number
   /** Fires the periodic and clocked tasks that are due (schedules.ts); called on every pass of the loop. */
   fireDueSchedules?: (() => Promise<unknown>) | undefined
@@ -82,6 +93,7 @@ interface Run {
 }
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err))
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 export function createWorker(o: WorkerOptions): Worker {
   const { db, env, logger, leaseMs, pollMs, revokeGraceMs, concurrency, now } = o
@@ -264,12 +276,70 @@ export function createWorker(o: WorkerOptions): Worker {
           : 0,
       leaseMs,
     }
-    const recorded = await serialByTask(job.taskId, () =>
-      db.tx((tx) => recordResult(env, tx, job, result, outcome, now(), chaining)),
-    )
+    // The result is kept here until it is recorded: a transaction that fails (a busy or lost
+    // database) is retried with backoff while this worker holds the job, never by running the
+    // component again. A result that cannot be recorded after MAX_JOB_FAILURES tries (a poison
+    // result) fails its node with the error.
+    let recorded: Awaited<ReturnType<typeof recordResult>>
+    for (let failures = job.failures; ; ) {
+      try {
+        recorded = await serialByTask(job.taskId, () =>
+          db.tx((tx) => recordResult(env, tx, job, result, outcome, now(), chaining)),
+        )
+        break
+      } catch (err) {
+        if (run.released || run.abandoned || (mode as WorkerMode) === 'stopped') throw err
+        failures += 1
+        const error = `recording the result failed: ${errorMessage(err)}`
+        logger.warn(
+          { err, taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, failures },
+          'recording a result failed; the result is kept and recorded again',
+        )
+        env.telemetry.error('job')
+        await recordJobFailure(db, job, workerId, error, null).catch(() => undefined)
+        if (failures >= MAX_JOB_FAILURES) {
+          await giveUp(run, `${error} (${failures} tries)`)
+          return
+        }
+        await sleep(jobBackoff(failures, o.jobRetryMs))
+      }
+    }
     for (const c of recorded.chained) launch(c.job, c.started)
     if (recorded.applied && recorded.applied.jobs > 0) notifyWork(job.taskId)
     if (result.status === 'wait') wakeAt(result.until)
+  }
+
+  /** A poison job: its node ends with `error` (giveUpJob), in a transaction of its own. */
+  const giveUp = async (run: Run, error: string) => {
+    const { job } = run
+    logger.error(
+      { taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, error },
+      'job failed too often: its node ends with the error',
+    )
+    const applied = await serialByTask(job.taskId, () => db.tx((tx) => giveUpJob(env, tx, job, error, now())))
+    if (applied && applied.jobs > 0) notifyWork(job.taskId)
+  }
+
+  /**
+   * A job's work threw (its transaction failed, or a read before it): the failure is counted on
+   * the job with its error, and the job falls due again after a backoff, for any worker; after
+   * MAX_JOB_FAILURES its node ends with the error instead.
+   */
+  const jobFailed = async (run: Run, err: unknown) => {
+    const { job } = run
+    const failures = job.failures + 1
+    const error = errorMessage(err)
+    logger.error(
+      { err, taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, failures },
+      'job failed; it will be retried',
+    )
+    env.telemetry.error('job')
+    try {
+      if (failures >= MAX_JOB_FAILURES) await giveUp(run, `${error} (${failures} tries)`)
+      else await recordJobFailure(db, job, workerId, error, now() + jobBackoff(failures, o.jobRetryMs))
+    } catch (again) {
+      logger.warn({ err: again, jobId: job.id }, 'recording the failure failed too; the lease will expire')
+    }
   }
 
   const runNodeJob = async (run: Run) => {
@@ -387,22 +457,20 @@ export function createWorker(o: WorkerOptions): Worker {
     inFlight.set(job.id, run)
     const work = started
       ? (r: Run) => runStarted(r, started)
-      : job.kind === 'callback'
-        ? runCallbackJob
-        : job.kind === 'timer'
-          ? runTimerJob
-          : runNodeJob
+      : job.failures >= MAX_JOB_FAILURES
+        ? (r: Run) => giveUp(r, `${job.lastError ?? 'failed'} (${job.failures} tries)`)
+        : job.kind === 'callback'
+          ? runCallbackJob
+          : job.kind === 'timer'
+            ? runTimerJob
+            : runNodeJob
     // Each job's span starts a trace of its own (linked to its task's request), not a child of
     // whatever was active when it was launched (a predecessor's completion, for chained starts).
     run.done = context
       .with(ROOT_CONTEXT, () => work(run))
       .catch((err) => {
-        if (mode === 'stopped' || run.released) return
-        logger.error(
-          { err, taskId: job.taskId, nodeId: job.nodeId, jobId: job.id },
-          'job failed; its lease will expire',
-        )
-        env.telemetry.error('job')
+        if (mode === 'stopped' || run.released || run.abandoned) return
+        return jobFailed(run, err)
       })
       .finally(() => {
         run.settled = true

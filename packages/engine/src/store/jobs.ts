@@ -16,6 +16,9 @@ export interface ClaimedJob {
   kind: JobKind
   /** The attempt this claim counted: the fence for completing it. */
   attempts: number
+  /** Times its transaction failed before (recordJobFailure), and the last error. */
+  failures: number
+  lastError: string | null
   payload: string | null
   /** When it fell due (epoch ms): claim latency is the claim's time minus this. */
   dueAt: number
@@ -45,6 +48,8 @@ interface JobRow {
   node_id: string
   kind: JobKind
   attempts: number
+  failures: number
+  last_error: string | null
   payload: string | null
   due_at: number | string
 }
@@ -59,6 +64,8 @@ function toClaimed(rows: JobRow[]): ClaimedJob[] {
       nodeId: r.node_id,
       kind: r.kind,
       attempts: Number(r.attempts),
+      failures: Number(r.failures),
+      lastError: r.last_error,
       payload: r.payload,
       dueAt: Number(r.due_at),
     }))
@@ -66,7 +73,7 @@ function toClaimed(rows: JobRow[]): ClaimedJob[] {
 }
 
 /** What a claim returns: the job and its task's project (a lookup by primary key). */
-const CLAIMED = sql`id, task_id, node_id, kind, attempts, payload, due_at,
+const CLAIMED = sql`id, task_id, node_id, kind, attempts, failures, last_error, payload, due_at,
   (SELECT p.project_id FROM tasks p WHERE p.id = jobs.task_id) AS project_id`
 
 /**
@@ -223,6 +230,26 @@ export async function deferHeldJob(
 ): Promise<boolean> {
   const n = await tx.execute(
     sql`UPDATE jobs SET kind = ${kind}, due_at = ${until}, lease_owner = NULL, lease_until = NULL WHERE ${heldBy(job, worker)}`,
+  )
+  return n === 1
+}
+
+/**
+ * A transaction of the held job failed: counts the failure and keeps its error. With `retryAt`
+ * the lease is given up and the job falls due again then (any worker may take it); without, this
+ * worker keeps it (it retries what failed itself). False when the job is no longer held.
+ */
+export async function recordJobFailure(
+  exec: Executor,
+  job: ClaimedJob,
+  worker: string,
+  error: string,
+  retryAt: number | null,
+): Promise<boolean> {
+  const release =
+    retryAt === null ? empty : sql`, lease_owner = NULL, lease_until = NULL, due_at = ${retryAt}`
+  const n = await exec.execute(
+    sql`UPDATE jobs SET failures = failures + 1, last_error = ${error} ${release} WHERE ${heldBy(job, worker)}`,
   )
   return n === 1
 }
