@@ -78,7 +78,10 @@ export async function dropAllDatabases(): Promise<void> {
 
 /** Reads the stdops database directly (polling for the engine and latency sections). */
 export interface Reader {
+  kind: Kind
   query<T>(text: string, params?: unknown[]): Promise<T[]>
+  /** A statement that returns no rows (INSERT, DELETE, BEGIN …). */
+  run(text: string, params?: unknown[]): Promise<void>
   close(): Promise<void>
 }
 
@@ -87,6 +90,7 @@ export async function openReader(db: FreshDb): Promise<Reader> {
     const conn = openSqlite(db.url)
     const cache = new Map<string, ReturnType<typeof conn.prepare>>()
     return {
+      kind: 'sqlite',
       query: async <T>(text: string, params: unknown[] = []) => {
         const sql = text.replace(/\$\d+/g, '?')
         let st = cache.get(sql)
@@ -96,6 +100,9 @@ export async function openReader(db: FreshDb): Promise<Reader> {
         }
         return (st as unknown as { all(...p: unknown[]): T[] }).all(...params)
       },
+      run: async (text: string, params: unknown[] = []) => {
+        conn.prepare(text.replace(/\$\d+/g, '?')).run(...params)
+      },
       close: async () => {
         conn.close()
       },
@@ -104,7 +111,11 @@ export async function openReader(db: FreshDb): Promise<Reader> {
   const client = new pg.Client({ connectionString: db.url })
   await client.connect()
   return {
+    kind: 'postgresql',
     query: async <T>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as T[],
+    run: async (text: string, params: unknown[] = []) => {
+      await client.query(text, params)
+    },
     close: () => client.end(),
   }
 }

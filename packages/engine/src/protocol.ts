@@ -24,6 +24,7 @@ import type { Db, Executor } from '@stdops/db'
 import {
   compareAndSetTask,
   compareAndSetTaskInOneStatement,
+  holdTaskJobs,
   insertEvents,
   insertOperateRecord,
   type OperateRecordInput,
@@ -142,6 +143,7 @@ export function createProtocol(deps: ProtocolDeps) {
           source: req.source,
           at,
         })
+        if (action === 'pause' || action === 'resume') await holdTaskJobs(tx, req.taskId, action === 'pause')
         if (action === 'start') await startRun(env, tx, req.taskId, at)
         if (action === 'revoke') await revokeRun(env, tx, req.taskId, at)
         return { state: t.next, at, effects: effectsOf(req.taskId, action) }
@@ -151,8 +153,9 @@ export function createProtocol(deps: ProtocolDeps) {
   }
 
   /**
-   * Pause and resume write nothing beyond the row, its event and its record: on PostgreSQL they
-   * are one autocommit statement (compareAndSetTaskInOneStatement), with the same retry.
+   * Pause and resume write nothing beyond the row, its event, its record and the hold on its node
+   * jobs: on PostgreSQL they are one autocommit statement (compareAndSetTaskInOneStatement), with
+   * the same retry; resume then releases the held jobs in a second one.
    */
   const operateInOneStatement = async (req: TaskOperationRequest, action: 'pause' | 'resume') => {
     let current = await firstGuess(db, req)
@@ -165,7 +168,11 @@ export function createProtocol(deps: ProtocolDeps) {
         type: action,
         source: req.source,
       })
-      if (at !== null) return { state: t.next, at, effects: effectsOf(req.taskId, action) }
+      if (at !== null) {
+        // After the commit, so that it sees the jobs of every completion ordered before it.
+        if (action === 'resume') await holdTaskJobs(db, req.taskId, false)
+        return { state: t.next, at, effects: effectsOf(req.taskId, action) }
+      }
       current = await readAgain(db, req.taskId)
     }
   }

@@ -16,6 +16,7 @@ import {
   readCallbackTarget,
   readNodeInputs,
   recordJobFailure,
+  releaseHeldJobsOfRunningTasks,
   releaseLeases,
   renewLeases,
 } from './store'
@@ -39,6 +40,9 @@ export const REVOKE_CHANNEL = 'stdops_revoke'
 
 /** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
 const CHAIN_LIMIT = 8
+
+/** How often a worker releases held jobs of RUNNING tasks (a resume whose process died before it released them). */
+const HELD_SWEEP_MS = 30_000
 
 /** A job whose transactions failed this many times is given up: its node ends with the last error. */
 export const MAX_JOB_FAILURES = 5
@@ -484,9 +488,17 @@ export function createWorker(o: WorkerOptions): Worker {
 
   // ---- the loop, the heartbeat, start and stop ------------------------------------------------
 
+  let sweptAt = 0
   const loop = async () => {
     while (mode === 'running') {
       loopAt = now()
+      if (loopAt - sweptAt >= HELD_SWEEP_MS) {
+        sweptAt = loopAt
+        await releaseHeldJobsOfRunningTasks(db).catch((err) => {
+          logger.warn({ err }, 'releasing held jobs of running tasks failed')
+          env.telemetry.error('claim')
+        })
+      }
       // Due schedules are due work like jobs: claimed here, not by a loop of their own.
       if (o.fireDueSchedules) await o.fireDueSchedules()
       const free = concurrency - inFlight.size

@@ -3,7 +3,7 @@
  * through the `sql` tagged template; the SQL is the same on SQLite and PostgreSQL except where
  * `provider` says otherwise (claiming).
  */
-import { type Db, type Executor, empty, join, type Sql, sql } from '@stdops/db'
+import { type Db, type Executor, empty, join, type Provider, type Sql, sql } from '@stdops/db'
 
 export type JobKind = 'node' | 'timer' | 'callback'
 
@@ -111,7 +111,24 @@ export async function claimJobs(
   limit: number,
   share: ProjectShare = { cap: limit, load: new Map() },
 ): Promise<ClaimedJob[]> {
-  const pg = db.provider === 'postgresql'
+  const claim = claimStatement(db.provider, worker, now, leaseMs, limit, share)
+  const rows =
+    db.provider === 'postgresql'
+      ? await db.query<JobRow>(claim)
+      : await db.tx((tx) => tx.query<JobRow>(claim))
+  return toClaimed(rows)
+}
+
+/** The claim's one statement (claimJobs; the benchmark EXPLAINs it). */
+export function claimStatement(
+  provider: Provider,
+  worker: string,
+  now: number,
+  leaseMs: number,
+  limit: number,
+  share: ProjectShare = { cap: limit, load: new Map() },
+): Sql {
+  const pg = provider === 'postgresql'
   const lock = pg ? sql`FOR UPDATE OF j SKIP LOCKED` : empty
   // Fair between projects, on both databases: the due, claimable jobs are ranked within their
   // project (rn), and a project may take only the slots its share leaves it (rn <= cap - load);
@@ -124,6 +141,8 @@ export async function claimJobs(
   // has one writer: nothing to spread between tasks.
   // Only claimable jobs are ranked: a paused task's held node jobs must not take the places of its
   // running nodes' timers (with PER_TASK_CLAIM held jobs ahead, a timer would wait for resume).
+  // The claim reads jobs_due_at_idx up to now: future timers and held jobs (moved HELD_OFFSET
+  // ahead) lie past that range, so however many there are, they cost it nothing.
   const due = sql`w.due_at <= ${now} AND (w.lease_until IS NULL OR w.lease_until < ${now}) AND ${CLAIMABLE.w}`
   const candidates = pg
     ? sql`SELECT c.id, c.project_id, c.due_at FROM (
@@ -135,9 +154,7 @@ export async function claimJobs(
     : sql`SELECT w.id, wt.project_id, w.due_at FROM jobs w JOIN tasks wt ON wt.id = w.task_id WHERE ${due}`
   const load = perProject(sql`r.project_id`, share.load, (n) => n, 0)
   const room = perProject(sql`r.project_id`, share.load, (n) => share.cap - n, share.cap)
-  const claim = (exec: Executor) =>
-    exec.query<JobRow>(
-      sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
+  return sql`UPDATE jobs SET lease_owner = ${worker}, lease_until = ${now + leaseMs}, attempts = attempts + 1
           WHERE id IN (
             SELECT j.id FROM jobs j JOIN tasks t ON t.id = j.task_id
               JOIN (SELECT d.id, d.project_id,
@@ -148,10 +165,7 @@ export async function claimJobs(
             ORDER BY r.rn + ${load}, j.due_at, j.id
             LIMIT ${limit}
             ${lock})
-          RETURNING ${CLAIMED}`,
-    )
-  const rows = pg ? await claim(db) : await db.tx(claim)
-  return toClaimed(rows)
+          RETURNING ${CLAIMED}`
 }
 
 /**
@@ -229,7 +243,9 @@ export async function deferHeldJob(
   kind: JobKind,
 ): Promise<boolean> {
   const n = await tx.execute(
-    sql`UPDATE jobs SET kind = ${kind}, due_at = ${until}, lease_owner = NULL, lease_until = NULL WHERE ${heldBy(job, worker)}`,
+    // A timer or callback is never held (a pause held the node job it was).
+    sql`UPDATE jobs SET kind = ${kind}, due_at = ${until}, lease_owner = NULL, lease_until = NULL, held = ${false}
+        WHERE ${heldBy(job, worker)}`,
   )
   return n === 1
 }
@@ -277,22 +293,59 @@ export async function fenceReason(tx: Executor, job: ClaimedJob, worker: string)
   return `lease renewed under a later attempt ${Number(row.attempts)}`
 }
 
-/** A `node` job row for each of `nodeIds`, due now (for insertJobs). */
-export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: number): Sql[] {
+/**
+ * How far a held job's due time is moved ahead (2^52 ms, about 142,000 years; still an exact
+ * integer in JavaScript): past any claim's range, so that held jobs cost claims nothing. Resume
+ * moves it back.
+ */
+export const HELD_OFFSET = 2 ** 52
+
+/**
+ * A `node` job row for each of `nodeIds`, due now (for insertJobs); `held` while the task is not
+ * RUNNING (the caller holds the task row, so its state is the one resume will change).
+ */
+export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: number, held = false): Sql[] {
+  const due = held ? now + HELD_OFFSET : now
   return nodeIds.map(
-    (nodeId) => sql`(${taskId}, ${nodeId}, 'node', ${now}, ${null}, ${null}, 0, ${null}, ${now})`,
+    (nodeId) => sql`(${taskId}, ${nodeId}, 'node', ${due}, ${null}, ${null}, 0, ${null}, ${now}, ${held})`,
   )
 }
 
 export function callbackJobRow(taskId: number, now: number): Sql {
-  return sql`(${taskId}, '', 'callback', ${now}, ${null}, ${null}, 0, ${null}, ${now})`
+  return sql`(${taskId}, '', 'callback', ${now}, ${null}, ${null}, 0, ${null}, ${now}, ${false})`
 }
 
 /** Inserts job rows built by nodeJobRows / callbackJobRow, in one statement. */
 export async function insertJobs(tx: Executor, rows: readonly Sql[]): Promise<void> {
   if (rows.length === 0) return
-  await tx.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at)
+  await tx.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at, held)
     VALUES ${join(rows)}`)
+}
+
+/**
+ * Holds (pause) or releases (resume) the task's node jobs. Run after the task's state change, in
+ * its transaction or (PostgreSQL's one-statement resume) right after its commit: either way it
+ * sees every job a completion inserted before the change.
+ */
+export async function holdTaskJobs(exec: Executor, taskId: number, held: boolean): Promise<number> {
+  return exec.execute(
+    held
+      ? sql`UPDATE jobs SET held = ${true}, due_at = due_at + ${HELD_OFFSET}
+            WHERE task_id = ${taskId} AND kind = 'node' AND held = ${false}`
+      : sql`UPDATE jobs SET held = ${false}, due_at = due_at - ${HELD_OFFSET} WHERE task_id = ${taskId} AND held = ${true}`,
+  )
+}
+
+/**
+ * Releases the held jobs of every RUNNING task: the repair for a resume whose release did not
+ * happen (its process died between the state change and the release). Reads running tasks by
+ * their state index and their jobs by task.
+ */
+export async function releaseHeldJobsOfRunningTasks(exec: Executor): Promise<number> {
+  return exec.execute(
+    sql`UPDATE jobs SET held = ${false}, due_at = due_at - ${HELD_OFFSET}
+        WHERE held = ${true} AND task_id IN (SELECT id FROM tasks WHERE state = 'RUNNING')`,
+  )
 }
 
 /** Drops the task's node and timer jobs (its callback job stays). */

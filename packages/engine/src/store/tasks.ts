@@ -3,7 +3,8 @@ import { buildGraph, type Constant, ConstantSchema, PipelineTreeSchema, type Tas
 import { type Executor, empty, join, type Sql, sql } from '@stdops/db'
 import { z } from 'zod'
 import { prepareGraph, type TaskGraph } from '../plan'
-import { callbackJobRow, insertJobs } from './jobs'
+import { TASK_EVENTS_CHANNEL } from './events'
+import { callbackJobRow, HELD_OFFSET, insertJobs } from './jobs'
 
 /** The task row as a transaction that holds it sees it. */
 export interface LockedTask {
@@ -183,15 +184,26 @@ export async function compareAndSetTaskInOneStatement(
   record: Omit<OperateRecordInput, 'taskId' | 'at'>,
 ): Promise<number | null> {
   const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`
+  // Pause holds the task's node jobs in the same statement. (Its snapshot may miss a job that a
+  // completion committed while this waited for the row: that job is only read by claims, which
+  // skip it by the task's state.) Resume releases them in a statement of its own, after this one
+  // (holdTaskJobs): a job missed there would stay held.
+  const hold =
+    next === 'SUSPENDED'
+      ? sql`h AS (UPDATE jobs SET held = ${true}, due_at = due_at + ${HELD_OFFSET}
+              WHERE task_id = (SELECT id FROM u) AND kind = 'node' AND held = ${false}),`
+      : empty
   const [row] = await exec.query<{ at: number }>(sql`WITH u AS (
       UPDATE tasks SET state = ${next}, version = version + 1, event_seq = event_seq + 1
-      WHERE id = ${taskId} AND version = ${expected} RETURNING id, event_seq),
+      WHERE id = ${taskId} AND version = ${expected} RETURNING id, event_seq), ${hold}
     e AS (INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at)
       SELECT id, event_seq, 'task_state', NULL, ${next}, NULL, ${nowMs} FROM u),
     r AS (INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
       SELECT id, ${record.projectId}, ${record.nodeId ?? ''}, ${record.operator}, ${record.type}, ${record.source}, ${nowMs} FROM u)
     SELECT ${nowMs} AS at FROM u`)
-  return row ? Number(row.at) : null
+  if (!row) return null
+  exec.publish(TASK_EVENTS_CHANNEL, String(taskId))
+  return Number(row.at)
 }
 
 // ---- callback_url ---------------------------------------------------------------------------------
