@@ -4,6 +4,7 @@
  * recorded them), with 1 and 2 worker processes.
  */
 import { linearTree, parallelTree } from '@stdops/core/testing'
+import { BACKLOG_JOBS, explainClaim, insertBacklog, removeBacklog } from './backlog'
 import type { Config } from './config'
 import { freshDatabase, type Kind, openReader, type Reader } from './lib/db'
 import { type Child, startStdopsApi, startStdopsWorker } from './lib/proc'
@@ -22,6 +23,10 @@ export interface EngineRow {
   nodesPerSec: number | null
   /** PostgreSQL: of the database's active connections sampled during the run, the share waiting on a lock. */
   lockWaitShare?: number
+  /** Measured with this many waiting jobs (held and future) in the database (backlog.ts). */
+  backlog?: number
+  /** With the backlog in place: the worker's claim, EXPLAINed. */
+  claimPlan?: string[]
   note?: string
 }
 
@@ -39,7 +44,7 @@ export function engineLine(r: EngineRow): string[] {
   return [
     r.db,
     String(r.processes),
-    r.shape,
+    r.backlog ? `${r.shape}, ${fmt(r.backlog)} waiting jobs` : r.shape,
     r.tasks === 0 ? 'n/a' : `${r.tasks} × ${r.nodes / r.tasks}`,
     r.seconds === null ? 'n/a' : r.seconds.toFixed(2),
     r.nodesPerSec === null ? `n/a${r.note ? ` (${r.note})` : ''}` : fmt(r.nodesPerSec),
@@ -167,6 +172,42 @@ export async function runEngine(cfg: Config, kind: Kind, log: (s: string) => voi
           }
           rows.push(row)
           log(`| ${engineLine(row).join(' | ')} |`)
+        }
+        // The same linear tasks again, with 100,000 held and future jobs in the database: a claim
+        // must not slow down with them (compared with the linear row just above).
+        if (processes === 1) {
+          await insertBacklog(reader)
+          try {
+            const claimPlan = await explainClaim(reader, kind)
+            const m = await measure(
+              legacy,
+              reader,
+              templateId,
+              'linear',
+              cfg.engineTasks,
+              cfg.engineWidth,
+              timeoutMs,
+              kind === 'postgresql',
+            )
+            const nodes = cfg.engineTasks * cfg.engineWidth
+            const row: EngineRow = {
+              db: kind,
+              processes,
+              shape: 'linear',
+              tasks: cfg.engineTasks,
+              nodes,
+              seconds: m.seconds,
+              nodesPerSec: m.seconds === null ? null : nodes / m.seconds,
+              backlog: BACKLOG_JOBS,
+              claimPlan,
+              ...(m.lockWaitShare === undefined ? {} : { lockWaitShare: m.lockWaitShare }),
+              ...(m.note ? { note: m.note } : {}),
+            }
+            rows.push(row)
+            log(`| ${engineLine(row).join(' | ')} |`)
+          } finally {
+            await removeBacklog(reader)
+          }
         }
       }
       if (kind === 'sqlite') {

@@ -1,7 +1,7 @@
 /**
  * The peer: graphile-worker 0.17 executing the same number of no-op jobs on the same PostgreSQL
- * server (its own fresh database), once with its defaults and once tuned (a local queue of 500,
- * completeJobBatchDelay 0). Jobs/s from the moment the jobs are committed (to an idle, running
+ * server (its own fresh database): with its defaults (one job at a time), at the engine's own
+ * concurrency of 32, and tuned (concurrency 32, a local queue of 500, completeJobBatchDelay 0). Jobs/s from the moment the jobs are committed (to an idle, running
  * worker) until its queue table is empty.
  */
 import { type Logger, run, runMigrations } from 'graphile-worker'
@@ -11,7 +11,7 @@ import { freshDatabase } from './lib/db'
 import { fmt, nowMs, sleep } from './lib/stats'
 
 export interface PeerRow {
-  setting: 'default' | 'tuned'
+  setting: 'default' | 'concurrency 32' | 'tuned'
   options: string
   jobs: number
   seconds: number | null
@@ -38,9 +38,16 @@ const SETTINGS = [
     preset: {},
   },
   {
+    // The engine's own concurrency (a worker process runs 32 nodes at once): the peer a user
+    // would set up to compare, a worker of the same width.
+    setting: 'concurrency 32' as const,
+    options: "concurrentJobs 32 (the engine's concurrency), no local queue, no batching",
+    preset: { worker: { concurrentJobs: 32 } },
+  },
+  {
     setting: 'tuned' as const,
-    options: 'localQueue.size 500, completeJobBatchDelay 0',
-    preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } },
+    options: 'concurrentJobs 32, localQueue.size 500, completeJobBatchDelay 0',
+    preset: { worker: { concurrentJobs: 32, localQueue: { size: 500 }, completeJobBatchDelay: 0 } },
   },
 ]
 

@@ -163,6 +163,9 @@ function stdopsEnv(dbUrl: string, extra: Record<string, string> = {}): Record<st
     STDOPS_SECRET_KEY: SECRET_KEY,
     STDOPS_COMPONENTS: COMPONENTS,
     STDOPS_DRAIN_MS: '2000',
+    // Every bench task is in one project: its share is the whole worker (32, as a deployment with
+    // one project would set it), so the engine runs at the concurrency its peer is given.
+    STDOPS_PROJECT_CONCURRENCY: '32',
     ...extra,
   }
 }
