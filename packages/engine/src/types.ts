@@ -76,7 +76,7 @@ export interface EngineDeps {
   callbackTimeoutMs?: number
   /**
    * A job whose transaction failed is tried again after base × 2^(failures − 1) ms (at most a
-   * minute); after 5 failures its node ends with the error. Default 1000.
+   * minute); after 8 failures (about 2 minutes at the default) its node ends with the error. Default 1000.
    */
   jobRetryMs?: number
   /** The clock (epoch ms). Default Date.now. */

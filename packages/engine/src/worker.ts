@@ -45,7 +45,7 @@ const CHAIN_LIMIT = 8
 const HELD_SWEEP_MS = 30_000
 
 /** A job whose transactions failed this many times is given up: its node ends with the last error. */
-export const MAX_JOB_FAILURES = 5
+export const MAX_JOB_FAILURES = 8
 
 /** The wait before a failed job's next try: base × 2^(failures − 1), at most a minute. */
 export const jobBackoff = (failures: number, baseMs: number) =>

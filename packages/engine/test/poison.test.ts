@@ -93,7 +93,7 @@ beforeEach(async () => {
     db: h.db,
     components: [...TEST_COMPONENTS, poisonOutput, poisonInputs, counted],
     pollMs: 50,
-    jobRetryMs: 20,
+    jobRetryMs: 10,
     logger: pino({ level: 'info' }, sink),
   })
   h.engines.push(engine)
@@ -128,12 +128,12 @@ async function waitForNode(taskId: number, nodeId: string, state: string, timeou
 }
 
 describe('poison jobs', () => {
-  it('a result whose transaction always throws: the node ends FAILED with the error after 5 tries; the component ran once', async () => {
+  it('a result whose transaction always throws: the node ends FAILED with the error after 8 tries; the component ran once', async () => {
     const { tree, node } = oneNode('poison_output')
     const id = await insertTask(h.db, tree)
     await operate(engine, id, 'start')
     const failed = await waitForNode(id, node, 'FAILED')
-    expect(failed.error).toMatch(/recording the result failed: poisoned output \(5 tries\)/)
+    expect(failed.error).toMatch(/recording the result failed: poisoned output \(8 tries\)/)
     expect(executions).toBe(1)
     // Nothing loops: its job is gone, one pass in its history, the failure once in the event log.
     expect(await jobs(h.db, id)).toEqual([])
@@ -142,7 +142,7 @@ describe('poison jobs', () => {
     expect(nodeEvents.filter((s) => s === 'FAILED')).toHaveLength(1)
     expect(
       logLines.filter((l) => l.msg === 'recording a result failed; the result is kept and recorded again'),
-    ).toHaveLength(5)
+    ).toHaveLength(8)
   })
 
   it('a node whose start transaction always throws: retried with backoff, its last error kept, then FAILED with it; never executed', async () => {
@@ -158,10 +158,10 @@ describe('poison jobs', () => {
     })
     expect(kept.last_error).toMatch(/poisoned inputs/)
     const failed = await waitForNode(id, node, 'FAILED')
-    expect(failed.error).toMatch(/poisoned inputs \(5 tries\)/)
+    expect(failed.error).toMatch(/poisoned inputs \(8 tries\)/)
     expect(executions).toBe(0)
     expect(await jobs(h.db, id)).toEqual([])
-    expect(logLines.filter((l) => l.msg === 'job failed; it will be retried')).toHaveLength(5)
+    expect(logLines.filter((l) => l.msg === 'job failed; it will be retried')).toHaveLength(8)
   })
 })
 
