@@ -155,7 +155,7 @@ export function createProtocol(deps: ProtocolDeps) {
   /**
    * Pause and resume write nothing beyond the row, its event, its record and the hold on its node
    * jobs: on PostgreSQL they are one autocommit statement (compareAndSetTaskInOneStatement), with
-   * the same retry; resume then releases the held jobs in a second one.
+   * the same retry.
    */
   const operateInOneStatement = async (req: TaskOperationRequest, action: 'pause' | 'resume') => {
     let current = await firstGuess(db, req)
@@ -168,11 +168,7 @@ export function createProtocol(deps: ProtocolDeps) {
         type: action,
         source: req.source,
       })
-      if (at !== null) {
-        // After the commit, so that it sees the jobs of every completion ordered before it.
-        if (action === 'resume') await holdTaskJobs(db, req.taskId, false)
-        return { state: t.next, at, effects: effectsOf(req.taskId, action) }
-      }
+      if (at !== null) return { state: t.next, at, effects: effectsOf(req.taskId, action) }
       current = await readAgain(db, req.taskId)
     }
   }

@@ -41,7 +41,7 @@ export const REVOKE_CHANNEL = 'stdops_revoke'
 /** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
 const CHAIN_LIMIT = 8
 
-/** How often a worker releases held jobs of RUNNING tasks (a resume whose process died before it released them). */
+/** How often a worker releases held jobs of RUNNING tasks (a safety net: resume releases its own). */
 const HELD_SWEEP_MS = 30_000
 
 /** A job whose transactions failed this many times is given up: its node ends with the last error. */

@@ -6,9 +6,8 @@ import { TEST_COMPONENTS } from '../src/testing'
 import { createHarness, type Harness, insertTask, operate, waitFor, waitForState } from './helpers'
 
 /**
- * Held jobs: a paused task's node jobs are marked held, so that claims (which read only unheld
- * jobs) pass them by; resume releases them; a resume that did not get to release them is repaired
- * by the workers' sweep.
+ * Held jobs: a paused task's node jobs are marked held (their due time moved out of any claim's
+ * range); resume releases them; a held job of a RUNNING task is released by the workers' sweep.
  */
 
 let h: Harness
@@ -42,7 +41,7 @@ async function nodeState(taskId: number, nodeId: string) {
 }
 
 describe('held jobs', () => {
-  it('pause holds the node jobs (also those scheduled while paused); resume releases them and the task finishes', async () => {
+  it('pause holds the node jobs it finds; what a running node schedules during the pause waits unheld; resume releases them and the task finishes', async () => {
     // No worker yet: the first node's job waits, due.
     const engine = createEngine({ db: h.db, components: TEST_COMPONENTS, pollMs: 50 })
     h.engines.push(engine)
@@ -58,25 +57,27 @@ describe('held jobs', () => {
     await engine.startWorker()
     await waitFor('first node running', async () => (await nodeState(id, first)) === 'RUNNING')
     await operate(engine, id, 'pause')
-    // The running node finishes through the pause; what it leads to is scheduled held.
+    // The running node finishes through the pause; what it leads to is scheduled, and claims pass it by.
     await waitFor('first node finished', async () => (await nodeState(id, first)) === 'FINISHED')
-    const held = await waitFor('second node held', async () => {
+    const held = await waitFor('second node scheduled', async () => {
       const rows = await heldOf(id)
       return rows.length === 1 ? rows : null
     })
-    expect(held).toEqual([`${second}:true`])
+    expect(held).toEqual([`${second}:false`])
     expect(await nodeState(id, second)).not.toBe('RUNNING')
     await operate(engine, id, 'resume')
     await waitForState(h.db, id, 'FINISHED')
   })
 
-  it("a RUNNING task's held job (its resume died before releasing it) is released by a worker's sweep and runs", async () => {
+  it("a RUNNING task's held job (held by hand) is released by a worker's sweep and runs", async () => {
     const engine = createEngine({ db: h.db, components: TEST_COMPONENTS, pollMs: 50 })
     h.engines.push(engine)
     const { tree, first } = twoNodes()
     const id = await insertTask(h.db, tree)
     await operate(engine, id, 'start')
-    await h.db.execute(sql`UPDATE jobs SET held = ${true} WHERE task_id = ${id}`)
+    await h.db.execute(
+      sql`UPDATE jobs SET held = ${true}, due_at = due_at + ${2 ** 52} WHERE task_id = ${id}`,
+    )
     expect(await heldOf(id)).toEqual([`${first}:true`])
     await engine.startWorker()
     await waitForState(h.db, id, 'FINISHED')

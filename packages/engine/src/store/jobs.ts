@@ -301,13 +301,13 @@ export async function fenceReason(tx: Executor, job: ClaimedJob, worker: string)
 export const HELD_OFFSET = 2 ** 52
 
 /**
- * A `node` job row for each of `nodeIds`, due now (for insertJobs); `held` while the task is not
- * RUNNING (the caller holds the task row, so its state is the one resume will change).
+ * A `node` job row for each of `nodeIds`, due now (for insertJobs). Never held: a job scheduled
+ * while its task is paused (what a node that ran on through the pause leads to) is passed by
+ * claims for its task's state; only the jobs a pause finds are held (holdTaskJobs).
  */
-export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: number, held = false): Sql[] {
-  const due = held ? now + HELD_OFFSET : now
+export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: number): Sql[] {
   return nodeIds.map(
-    (nodeId) => sql`(${taskId}, ${nodeId}, 'node', ${due}, ${null}, ${null}, 0, ${null}, ${now}, ${held})`,
+    (nodeId) => sql`(${taskId}, ${nodeId}, 'node', ${now}, ${null}, ${null}, 0, ${null}, ${now}, ${false})`,
   )
 }
 
@@ -323,9 +323,9 @@ export async function insertJobs(tx: Executor, rows: readonly Sql[]): Promise<vo
 }
 
 /**
- * Holds (pause) or releases (resume) the task's node jobs. Run after the task's state change, in
- * its transaction or (PostgreSQL's one-statement resume) right after its commit: either way it
- * sees every job a completion inserted before the change.
+ * Holds (pause) or releases (resume) the task's node jobs, in the transaction of the task's state
+ * change (PostgreSQL's one-statement pause and resume do the same in their statement, see
+ * compareAndSetTaskInOneStatement). Held: flagged, and due HELD_OFFSET later.
  */
 export async function holdTaskJobs(exec: Executor, taskId: number, held: boolean): Promise<number> {
   return exec.execute(
@@ -337,9 +337,9 @@ export async function holdTaskJobs(exec: Executor, taskId: number, held: boolean
 }
 
 /**
- * Releases the held jobs of every RUNNING task: the repair for a resume whose release did not
- * happen (its process died between the state change and the release). Reads running tasks by
- * their state index and their jobs by task.
+ * Releases the held jobs of every RUNNING task. A safety net (resume releases its task's jobs in
+ * its own statement): for a row held by hand, or a task made RUNNING by anything but resume.
+ * Reads running tasks by their state index and their jobs by task.
  */
 export async function releaseHeldJobsOfRunningTasks(exec: Executor): Promise<number> {
   return exec.execute(

@@ -123,7 +123,7 @@ export async function applyPlan(
         (task_id, node_id, loop, attempt, state, worker, inputs, outputs, error, started_at, finished_at)
       VALUES ${join(values)}`)
   }
-  const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now, task.state !== 'RUNNING')
+  const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now)
   const callbackEnqueued =
     plan.finish !== undefined && task.callbackUrl !== null && task.callbackStatus === null
   if (callbackEnqueued) jobs.push(callbackJobRow(taskId, now))

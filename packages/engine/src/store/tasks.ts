@@ -184,15 +184,19 @@ export async function compareAndSetTaskInOneStatement(
   record: Omit<OperateRecordInput, 'taskId' | 'at'>,
 ): Promise<number | null> {
   const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`
-  // Pause holds the task's node jobs in the same statement. (Its snapshot may miss a job that a
-  // completion committed while this waited for the row: that job is only read by claims, which
-  // skip it by the task's state.) Resume releases them in a statement of its own, after this one
-  // (holdTaskJobs): a job missed there would stay held.
+  // Pause holds the task's node jobs and resume releases them, in the same statement (as
+  // holdTaskJobs does in a transaction). Its snapshot may miss a job that a completion committed
+  // while the statement waited for the task row: such a job was inserted unheld (nodeJobRows), so
+  // pause only leaves it for claims to pass by (they check the task's state), and resume has
+  // nothing to release in it. A held job changed meanwhile is re-checked under its row lock.
   const hold =
     next === 'SUSPENDED'
       ? sql`h AS (UPDATE jobs SET held = ${true}, due_at = due_at + ${HELD_OFFSET}
               WHERE task_id = (SELECT id FROM u) AND kind = 'node' AND held = ${false}),`
-      : empty
+      : next === 'RUNNING'
+        ? sql`h AS (UPDATE jobs SET held = ${false}, due_at = due_at - ${HELD_OFFSET}
+              WHERE task_id = (SELECT id FROM u) AND held = ${true}),`
+        : empty
   const [row] = await exec.query<{ at: number }>(sql`WITH u AS (
       UPDATE tasks SET state = ${next}, version = version + 1, event_seq = event_seq + 1
       WHERE id = ${taskId} AND version = ${expected} RETURNING id, event_seq), ${hold}
