@@ -244,6 +244,32 @@ export function findings(r: Results): string[] {
       )
     }
   }
+  const gw32 = r.peer.find((p) => p.setting === 'concurrency 32')
+  const gwDefault = r.peer.find((p) => p.setting === 'default')
+  const pgRows = r.engine.filter((e) => e.db === 'postgresql' && !e.backlog)
+  if (gw32 && pgRows.length > 0) {
+    f.push(
+      `**Against graphile-worker at the engine's own concurrency (32)**, which ran ${fmt(gw32.jobsPerSec)} no-op jobs/s` +
+        `${gwDefault ? ` (${fmt(gwDefault.jobsPerSec)}/s with its default of one job at a time)` : ''}: ` +
+        pgRows
+          .map(
+            (e) =>
+              `${e.shape} with ${e.processes} worker process${e.processes > 1 ? 'es' : ''} ${ratioText(ratio(e.nodesPerSec, gw32.jobsPerSec))}`,
+          )
+          .join(', ') +
+        '. A graphile-worker job is one row claimed and deleted; a stdops node is a state move with its event, history and successor in the same transaction.',
+    )
+  }
+  for (const b of r.engine.filter((e) => e.backlog)) {
+    const empty = r.engine.find(
+      (e) => e.db === b.db && e.processes === 1 && e.shape === 'linear' && !e.backlog,
+    )
+    f.push(
+      `**Claims and the backlog, ${DB_NAME[b.db]}**: with ${fmt(b.backlog)} held and future jobs in the database, fresh linear tasks ran at ` +
+        `${ratioText(ratio(b.nodesPerSec, empty?.nodesPerSec))} of the empty database's speed (${fmt(b.nodesPerSec)} vs ${fmt(empty?.nodesPerSec)} nodes/s): ` +
+        'the claim reads the due-time index up to now, and held jobs and future timers lie past it (its plan is in section 2).',
+    )
+  }
   const forkWaits = r.engine.filter(
     (e) => e.db === 'postgresql' && e.shape === 'fork' && e.lockWaitShare !== undefined,
   )
