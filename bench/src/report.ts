@@ -223,7 +223,8 @@ export function findings(r: Results): string[] {
   if (leg && trpcInj) {
     f.push(
       `**tRPC**: the same use case through tRPC's route costs ${ms(trpcInj.cpuMs)} ms of CPU per call against ${ms(leg.cpuMs)} ms for the legacy route (in-process, SQLite): ` +
-        "tRPC 11's Fastify adapter turns every request into a Fetch API Request (undici, an AbortSignal, a body stream) and back. Through the client, the " +
+        "tRPC 11's Fastify adapter turns every request into a Fetch API Request (undici, an AbortSignal, a body stream) and back, so the hot mutations " +
+        '(`task.operate`, `task.start`) are served on the same URL and wire format by a plain Fastify route (apps/api/src/trpc/fast.ts) that calls the procedure directly. Through the client, the ' +
         "client's own fetch and tRPC work run on the same 2 cores as the server.",
     )
   }

@@ -1,5 +1,6 @@
 import fastifyCookie from '@fastify/cookie'
 import { LegacyCode } from '@stdops/core'
+import type { TRPCError } from '@trpc/server'
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { registerConsole } from './console'
@@ -11,6 +12,7 @@ import { runWithLogContext } from './ops/log-context'
 import { registerOpsRoutes } from './ops/routes'
 import type { Deps } from './services/deps'
 import { createContextFactory } from './trpc/context'
+import { registerFastMutations } from './trpc/fast'
 import { type AppRouter, appRouter } from './trpc/root'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -173,15 +175,21 @@ export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
   // Parses the console's bk_token cookie for tRPC's context; sets it on sign-in.
   app.register(fastifyCookie)
 
+  const createContext = createContextFactory(deps)
+  const onTrpcError = ({ error, path }: { error: TRPCError; path: string | undefined }) => {
+    if (error.code === 'INTERNAL_SERVER_ERROR')
+      deps.logger.error({ err: error.cause ?? error, path }, 'internal error in trpc')
+  }
+  // The hot mutations on a plain route of their own (trpc/fast.ts), the rest through tRPC's adapter.
+  app.register(async (fast) => {
+    registerFastMutations(fast, { router: appRouter, createContext, onError: onTrpcError })
+  })
   app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
     trpcOptions: {
       router: appRouter,
-      createContext: createContextFactory(deps),
-      onError({ error, path }) {
-        if (error.code === 'INTERNAL_SERVER_ERROR')
-          deps.logger.error({ err: error.cause ?? error, path }, 'internal error in trpc')
-      },
+      createContext,
+      onError: onTrpcError,
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
   })
 
