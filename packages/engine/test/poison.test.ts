@@ -199,7 +199,8 @@ describe('transient database errors while a result is recorded', () => {
         expect((await historyOf(id, node)).map((r) => `${r.attempt}:${r.state}`)).toEqual(['1:FINISHED'])
         const [fenced] = await h.db.query<{ n: number }>(sql`SELECT COUNT(*) AS n FROM fenced_results`)
         expect(Number(fenced!.n)).toBe(0)
-        expect(stall).toBeLessThan(1000)
+        // Never frozen for the lock's 5 s (a margin for a loaded machine, where any process may wait its turn).
+        expect(stall).toBeLessThan(2500)
       } finally {
         clearInterval(ticker)
       }
