@@ -20,6 +20,7 @@ type Shape = Record<string, Type>
 type Item = Record<string, unknown>
 
 interface Ctx {
+  runId: string
   templateId: number
   sleepId: string
   optionalId: string
@@ -489,6 +490,81 @@ const CASES: Case[] = [
     data: { dict: { flows: 'dict', count: 'int' } },
   },
   {
+    api: 'plugin_gateway_get_plugin_list',
+    method: 'GET',
+    params: () => ({}),
+    data: { dict: { total: 'int', apis: 'list' } },
+  },
+  {
+    api: 'plugin_gateway_get_plugin_detail',
+    method: 'GET',
+    params: () => ({ plugin_id: 'builtin__sleep_timer', version: 'legacy' }),
+    data: {
+      dict: {
+        id: 'string',
+        name: 'string',
+        plugin_source: 'string',
+        plugin_code: 'string',
+        plugin_version: 'string',
+        version: 'string',
+        wrapper_version: 'string',
+        url: 'string',
+        methods: 'list',
+        inputs: 'list',
+        outputs: 'list',
+        polling: 'dict',
+      },
+    },
+  },
+  {
+    api: 'plugin_gateway_get_categories',
+    method: 'GET',
+    params: () => ({}),
+    data: { dict: { categories: 'list' } },
+  },
+  {
+    api: 'plugin_gateway_create_run',
+    method: 'POST',
+    params: () => ({
+      source_key: 'bkflow',
+      plugin_id: 'builtin__set_variables',
+      plugin_version: '1.0',
+      client_request_id: `task_1_node_1_attempt_${Math.random()}`,
+      callback_url: 'https://bkflow.example.com/api/plugin-gateway/callback',
+      callback_token: 'token-001',
+      inputs: { variables: { target_ip: '127.0.0.1' } },
+      operator: 'bkflow-user',
+    }),
+    data: { dict: { open_plugin_run_id: 'string', status: 'string' } },
+  },
+  {
+    api: 'plugin_gateway_get_run_status',
+    method: 'GET',
+    params: (c) => ({ task_tag: c.runId }),
+    data: { dict: { status: 'string', outputs: 'dict', error_message: 'string' } },
+  },
+  {
+    api: 'plugin_gateway_get_run_detail',
+    method: 'GET',
+    params: (c) => ({ run_id: c.runId }),
+    data: {
+      dict: {
+        open_plugin_run_id: 'string',
+        status: 'string',
+        plugin_id: 'string',
+        plugin_version: 'string',
+        outputs: 'dict',
+        error_message: 'string',
+      },
+    },
+  },
+  {
+    api: 'plugin_gateway_cancel_run',
+    method: 'POST',
+    params: (c) => ({ run_id: c.runId }),
+    data: { dict: { open_plugin_run_id: 'string', status: 'string' } },
+  },
+  {
     api: 'register_project',
     method: 'POST',
     params: () => ({ bk_biz_id: 6 }),
@@ -573,7 +649,19 @@ describe('the legacy API, API by API, as bk-sops documents it', () => {
     const periodic = ok<{ id: number }>(
       await py.post('create_periodic_task', { template_id: templateId, name: 'p', cron: '0 3 * * *' }),
     )
+    const run = ok<{ open_plugin_run_id: string }>(
+      await py.post('plugin_gateway_create_run', {
+        source_key: 'bkflow',
+        plugin_id: 'builtin__sleep_timer',
+        plugin_version: 'legacy',
+        client_request_id: 'contract run',
+        callback_url: 'https://bkflow.example.com/cb',
+        callback_token: 'token-002',
+        inputs: { bk_timing: '600' },
+      }),
+    )
     ctx = {
+      runId: run.open_plugin_run_id,
       templateId,
       sleepId: sleep,
       optionalId: opt,

@@ -551,6 +551,127 @@ describe('the second release of the legacy API', () => {
     })
   })
 
+  describe('the plugin gateway', () => {
+    const create = (cl: PythonClient, extra: Record<string, unknown>) =>
+      cl.post('plugin_gateway_create_run', {
+        source_key: 'bkflow',
+        plugin_version: 'legacy',
+        callback_url: 'https://bkflow.example.com/cb',
+        callback_token: 'secret-token',
+        ...extra,
+      })
+
+    it('runs a component as a one-node task: RUNNING, then SUCCEEDED with its outputs; the same request is the same run', async () => {
+      const body = { plugin_id: 'sha256_text', client_request_id: 'req-1', inputs: { text: 'abc' } }
+      const run = ok<{ open_plugin_run_id: string; status: string }>(await create(py, body))
+      expect(run.open_plugin_run_id).toMatch(/^[0-9a-f]{32}$/)
+      expect(ok<Item>(await create(py, body)).open_plugin_run_id).toBe(run.open_plugin_run_id)
+      const done = await waitFor(async () => {
+        const s = ok<Item>(
+          await py.get('plugin_gateway_get_run_status', { task_tag: run.open_plugin_run_id }),
+        )
+        return s.status === 'SUCCEEDED' ? s : undefined
+      })
+      expect(done).toEqual({
+        status: 'SUCCEEDED',
+        outputs: { digest: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad' },
+        error_message: '',
+      })
+      expect(
+        ok<Item>(await py.get('plugin_gateway_get_run_detail', { run_id: run.open_plugin_run_id })),
+      ).toMatchObject({
+        plugin_id: 'sha256_text',
+        plugin_version: '1.0',
+        status: 'SUCCEEDED',
+      })
+      expect(
+        ok<Item>(await py.post('plugin_gateway_cancel_run', { run_id: run.open_plugin_run_id })).status,
+      ).toBe('SUCCEEDED')
+      // the run is a task of the project, visible as one
+      const tasks = ok<Item[]>(await py.get('get_task_list', { keyword: 'req-1' }))
+      expect(tasks).toHaveLength(1)
+    })
+
+    it('a failing component is FAILED with its error; a waiting one is WAITING_CALLBACK; cancel revokes', async () => {
+      const failed = ok<{ open_plugin_run_id: string }>(
+        await create(py, {
+          plugin_id: 'builtin__fail',
+          client_request_id: 'req-fail',
+          inputs: { message: 'no disk' },
+        }),
+      )
+      expect(
+        await waitFor(async () => {
+          const s = ok<Item>(
+            await py.get('plugin_gateway_get_run_status', { task_tag: failed.open_plugin_run_id }),
+          )
+          return s.status === 'FAILED' ? s : undefined
+        }),
+      ).toMatchObject({ error_message: 'no disk' })
+      const waiting = ok<{ open_plugin_run_id: string }>(
+        await create(py, { plugin_id: 'builtin__pause_node', client_request_id: 'req-wait', inputs: {} }),
+      )
+      await waitFor(async () => {
+        const s = ok<Item>(
+          await py.get('plugin_gateway_get_run_status', { task_tag: waiting.open_plugin_run_id }),
+        )
+        return s.status === 'WAITING_CALLBACK' ? s : undefined
+      })
+      expect(
+        ok<Item>(await py.post('plugin_gateway_cancel_run', { run_id: waiting.open_plugin_run_id })).status,
+      ).toBe('CANCELLED')
+    })
+
+    it("refuses an unknown plugin or version, bad inputs naming the field, another app's run, and a viewer", async () => {
+      expectRefusal(
+        await create(py, { plugin_id: 'builtin__nope', client_request_id: 'x' }),
+        3540400,
+        'plugin[id=builtin__nope, version=legacy] does not exist',
+      )
+      expectRefusal(
+        await create(py, { plugin_id: 'sha256_text', plugin_version: '9.9', client_request_id: 'x' }),
+        3540400,
+        'plugin[id=sha256_text, version=9.9] does not exist',
+      )
+      expectParamInvalid(
+        await create(py, { plugin_id: 'sha256_text', client_request_id: 'x', inputs: { text: 5 } }),
+        'invalid param: inputs.text',
+      )
+      expectParamInvalid(
+        await create(py, { plugin_id: 'sha256_text', client_request_id: 'x', callback_url: 'ftp://x' }),
+        'callback_url',
+      )
+      const mine = ok<{ open_plugin_run_id: string }>(
+        await create(py, {
+          plugin_id: 'builtin__sleep_timer',
+          client_request_id: 'mine',
+          inputs: { bk_timing: '600' },
+        }),
+      )
+      const other = pythonClient(h, await makeIdentity(h.deps, { role: 'admin', projectId: py.id.projectId }))
+      expectRefusal(
+        await other.get('plugin_gateway_get_run_status', { task_tag: mine.open_plugin_run_id }),
+        3540400,
+        `plugin run[id=${mine.open_plugin_run_id}] does not exist`,
+      )
+      const viewer = pythonClient(
+        h,
+        await makeIdentity(h.deps, { role: 'viewer', projectId: py.id.projectId }),
+      )
+      expectRefusal(
+        await create(viewer, { plugin_id: 'sha256_text', client_request_id: 'v', inputs: { text: 'a' } }),
+        3599999,
+        /permission denied: action create_task/,
+      )
+      ok(await py.post('plugin_gateway_cancel_run', { run_id: mine.open_plugin_run_id }))
+      const plugins = ok<{ total: number; apis: Item[] }>(await py.get('plugin_gateway_get_plugin_list'))
+      expect(plugins.apis.map((p) => p.id)).toEqual(
+        expect.arrayContaining(['builtin__sleep_timer', 'sha256_text']),
+      )
+      expect(plugins.total).toBe(plugins.apis.length)
+    })
+  })
+
   describe('isolation and permissions', () => {
     it("another project's template or task is answered exactly like a missing one, and a viewer cannot write", async () => {
       const template = await createTemplate(c, quickTree().tree, 'isolated')

@@ -467,6 +467,60 @@ export const ImportProjectTemplateParamsSchema = z
 
 export const ImportCommonTemplateParamsSchema = z.object({ template_data: templateData })
 
+// ---- the plugin gateway -------------------------------------------------------------------------
+
+const key = (what: string, max: number) =>
+  text.min(1, 'must not be empty').max(max, `must be at most ${max} characters`).describe(what)
+
+export const PluginGatewayListParamsSchema = z.object({})
+
+export const PluginGatewayDetailParamsSchema = z.object({
+  plugin_id: key('plugin id', 200),
+  version: text.max(64, 'must be at most 64 characters').optional(),
+})
+
+/**
+ * A run: the project is `project_id` (its own id) or `bk_biz_id` with `scope`, as elsewhere; stdops
+ * runs every plugin as a task of a project, so one of them is required.
+ */
+export const PluginGatewayCreateRunParamsSchema = z
+  .object({
+    source_key: key('source key', 64),
+    plugin_id: key('plugin id', 200),
+    plugin_version: key('plugin version', 64),
+    client_request_id: key('idempotency key', 128),
+    callback_url: text
+      .regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL')
+      .max(2048, 'must be at most 2048 characters'),
+    callback_token: key('callback token', 512),
+    inputs: object.default({}),
+    operator: text.max(64, 'must be at most 64 characters').optional(),
+    project_id: IdSchema.optional(),
+    bk_biz_id: IdSchema.optional(),
+    scope: common.scope,
+  })
+  .transform((p, ctx) => {
+    const ref =
+      p.project_id !== undefined
+        ? { bk_biz_id: p.project_id, scope: 'project' as const }
+        : p.bk_biz_id !== undefined
+          ? { bk_biz_id: p.bk_biz_id, scope: p.scope }
+          : undefined
+    if (!ref) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['project_id'],
+        message: 'is required (stdops runs a plugin as a task of a project)',
+      })
+      return z.NEVER
+    }
+    return { ...p, ...ref }
+  })
+
+export const PluginGatewayRunParamsSchema = z.object({ run_id: key('run id', 64) })
+
+export const PluginGatewayRunStatusParamsSchema = z.object({ task_tag: key('run id', 64) })
+
 /** The building blocks of the schemas above, for other API families' schemas (schedules). */
 export const legacyFields = {
   required,

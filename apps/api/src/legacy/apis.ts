@@ -25,6 +25,11 @@ import {
   ImportProjectTemplateParamsSchema,
   ModifyConstantsForTaskParamsSchema,
   OperateTaskParamsSchema,
+  PluginGatewayCreateRunParamsSchema,
+  PluginGatewayDetailParamsSchema,
+  PluginGatewayListParamsSchema,
+  PluginGatewayRunParamsSchema,
+  PluginGatewayRunStatusParamsSchema,
   PreviewCommonTaskTreeParamsSchema,
   PreviewTaskTreeParamsSchema,
   QueryTaskCountParamsSchema,
@@ -34,6 +39,7 @@ import {
 import type { z } from 'zod'
 import type { Caller } from '../services/auth'
 import type { Deps } from '../services/deps'
+import * as gateway from '../services/plugin-gateway'
 import * as plugins from '../services/plugins'
 import { refOf as ref } from '../services/projects'
 import * as taskOps from '../services/task-ops'
@@ -246,6 +252,41 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     method: 'POST',
     params: ImportCommonTemplateParamsSchema,
     run: async (d, c, p) => ({ data: await templateImport.importCommonTemplates(d, c, p.template_data) }),
+  }),
+  plugin_gateway_get_plugin_list: api({
+    method: 'GET',
+    params: PluginGatewayListParamsSchema,
+    run: async (d) => ({ data: gateway.gatewayPlugins(d) }),
+  }),
+  plugin_gateway_get_plugin_detail: api({
+    method: 'GET',
+    params: PluginGatewayDetailParamsSchema,
+    run: async (d, _c, p) => ({ data: gateway.gatewayPluginDetail(d, p.plugin_id, p.version) }),
+  }),
+  plugin_gateway_get_categories: api({
+    method: 'GET',
+    params: PluginGatewayListParamsSchema,
+    run: async () => ({ data: gateway.gatewayCategories() }),
+  }),
+  plugin_gateway_create_run: api({
+    method: 'POST',
+    params: PluginGatewayCreateRunParamsSchema,
+    run: async (d, c, p) => ({ data: await gateway.createRun(d, c, ref(p), p) }),
+  }),
+  plugin_gateway_get_run_status: api({
+    method: 'GET',
+    params: PluginGatewayRunStatusParamsSchema,
+    run: async (d, c, p) => ({ data: await gateway.getRunStatus(d, c, p.task_tag) }),
+  }),
+  plugin_gateway_get_run_detail: api({
+    method: 'GET',
+    params: PluginGatewayRunParamsSchema,
+    run: async (d, c, p) => ({ data: await gateway.getRunDetail(d, c, p.run_id) }),
+  }),
+  plugin_gateway_cancel_run: api({
+    method: 'POST',
+    params: PluginGatewayRunParamsSchema,
+    run: async (d, c, p) => ({ data: await gateway.cancelRun(d, c, p.run_id) }),
   }),
   ...SCHEDULE_APIS,
 }

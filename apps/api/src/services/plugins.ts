@@ -77,6 +77,11 @@ function fields(schema: unknown, withRequired: boolean) {
   }))
 }
 
+/** A component's inputs (with `required`) and outputs, each `{key, name, type, schema}`. */
+export function pluginFields(module: ComponentModule) {
+  return { inputs: fields(module.inputs, true), outputs: fields(module.outputs, false) }
+}
+
 function pluginItem(module: ComponentModule, builtin: boolean) {
   const extra = module as ComponentModule & { description?: unknown; group?: unknown }
   return {

@@ -1,6 +1,7 @@
 import { router } from './init'
 import { pluginRouter, projectRouter } from './routers/catalogue'
 import { consoleRouter } from './routers/console'
+import { pluginGatewayRouter } from './routers/plugin-gateway'
 import { clockedRouter, periodicRouter } from './routers/schedules'
 import { sessionRouter } from './routers/session'
 import { taskRouter } from './routers/task'
@@ -15,6 +16,7 @@ export const appRouter = router({
   console: consoleRouter,
   project: projectRouter,
   plugin: pluginRouter,
+  pluginGateway: pluginGatewayRouter,
 })
 
 export type AppRouter = typeof appRouter
