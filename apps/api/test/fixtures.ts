@@ -2,10 +2,10 @@ import { createTreeBuilder } from '@stdops/core/testing'
 import { expect } from 'vitest'
 import { authHeader, type EnvelopeReply, esb, type Harness, type Identity, waitFor } from './harness'
 
-/** The six keys of every legacy reply (esb-api.md §2), sorted. */
+/** The six keys of every legacy reply, sorted. */
 export const ENVELOPE_KEYS = ['code', 'data', 'message', 'request_id', 'result', 'trace_id']
 
-/** `YYYY-MM-DD HH:MM:SS +ZZZZ` (esb-api.md §4). */
+/** `YYYY-MM-DD HH:MM:SS +ZZZZ`, the legacy replies' time format. */
 export const LEGACY_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}$/
 
 export const HEX32 = /^[0-9a-f]{32}$/

@@ -47,7 +47,7 @@ function rawPost(
   })
 }
 
-// Ids that are not 1..2^53−1 or its digits (esb-api.md §4).
+// Ids that are not 1..2^53−1 or its digits.
 const BAD_IDS_JSON: unknown[] = [
   'abc',
   '0',

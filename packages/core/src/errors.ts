@@ -1,4 +1,4 @@
-/** bk-sops / ESB result codes (esb-api.md §3). */
+/** bk-sops / ESB result codes. */
 export const LegacyCode = {
   SUCCESS: 0,
   ESB_COMMON: 1306000,

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 
 /**
- * Parameters of the legacy ESB APIs (esb-api.md §4). GET parameters come from the query string,
+ * Parameters of the legacy ESB APIs (docs/legacy-api.md). GET parameters come from the query string,
  * so numbers and booleans are also accepted as their text. Keys not listed here (credentials
  * among them) are dropped. Each problem has a short message; formatZodError makes the sentence.
  */

@@ -64,7 +64,7 @@ export interface LegacyApi<S extends z.ZodType = z.ZodType> {
 
 const api = <S extends z.ZodType>(a: LegacyApi<S>) => a as unknown as LegacyApi
 
-/** The first release's APIs (esb-api.md §4), each an adapter: params in, one service call, data out. */
+/** The legacy APIs (docs/legacy-api.md lists them), each an adapter: params in, one service call, data out. */
 export const LEGACY_APIS: Record<string, LegacyApi> = {
   operate_task: api({
     method: 'POST',
