@@ -765,7 +765,22 @@ describe('the legacy API, API by API, as bk-sops documents it', () => {
         expect(reply.body.code, `${api} takes ${method}`).not.toBe(1306405)
       }
       // every API the table-driven cases cover is listed as served, and every served one has a case
-      expect(new Set(served.map((r) => r.api))).toEqual(new Set(CASES.map((c) => c.api)))
+      // (the node APIs have their own suite, with the node operations)
+      const NODE_APIS = [
+        'operate_node',
+        'node_callback',
+        'get_task_node_detail',
+        'get_task_node_data',
+        'get_task_node_log',
+      ]
+      const cased = new Set(CASES.map((c) => c.api))
+      for (const api of cased)
+        expect(
+          served.map((r) => r.api),
+          `${api} is listed as served`,
+        ).toContain(api)
+      for (const { api } of served)
+        if (!NODE_APIS.includes(api)) expect(cased.has(api), `${api} has a case`).toBe(true)
     })
   })
 })
