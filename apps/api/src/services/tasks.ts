@@ -16,7 +16,7 @@ import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { type Action, authorize, type ProjectRef, resolveProject, resolveScope } from './projects'
 import { findTemplateOf, previewTree, schemesOf, type TemplateRecord } from './templates'
-import { formatTime, parseTimeFilter } from './time'
+import { formatTime, parseTimeFilter, zoneDeps } from './time'
 
 /**
  * Where an operation came from, as operate records name it: `api` for the ESB routes, `app` for tRPC
@@ -535,11 +535,13 @@ export interface TaskListFilter {
   offset: number
   limit: number
   without_count?: boolean | undefined
+  expected_timezone?: string | undefined
 }
 
 const MAX_INT = 2147483647
 
 export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: TaskListFilter) {
+  const shown = zoneDeps(deps, f.expected_timezone)
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'project_view')
   const time = (s: string | undefined, field: string, end: boolean) => {
@@ -612,9 +614,9 @@ export async function listTasks(deps: Deps, caller: Caller, ref: ProjectRef, f: 
     create_method: t.create_method,
     creator: t.creator,
     executor: t.executor,
-    create_time: formatTime(deps, t.created_at),
-    start_time: formatTime(deps, t.started_at),
-    finish_time: formatTime(deps, t.finished_at),
+    create_time: formatTime(shown, t.created_at),
+    start_time: formatTime(shown, t.started_at),
+    finish_time: formatTime(shown, t.finished_at),
     is_started: t.started_at !== null,
     is_finished: t.state === 'FINISHED',
     is_child_taskflow: false,

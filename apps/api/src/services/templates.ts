@@ -9,7 +9,7 @@ import {
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
-import { formatTime } from './time'
+import { formatTime, zoneDeps } from './time'
 
 export interface CreateTemplateInput {
   name?: string | undefined
@@ -132,7 +132,7 @@ export async function findCommonTemplate(deps: Deps, templateId: number): Promis
 }
 
 /** The fields every template item carries, as bk-sops's get_template_list has them. */
-function templateItem(deps: Deps, project: Project | null, t: TemplateRecord) {
+function templateItem(deps: Pick<Deps, 'utcOffsetMinutes'>, project: Project | null, t: TemplateRecord) {
   return {
     id: t.id,
     name: t.name,
@@ -155,6 +155,7 @@ export interface TemplateListFilter {
   id_in?: number[] | undefined
   name_keyword?: string | undefined
   include_constants?: boolean | undefined
+  expected_timezone?: string | undefined
 }
 
 /** The name contains `keyword`, ignoring case (a literal substring). */
@@ -166,6 +167,7 @@ export async function listTemplates(
   ref: ProjectRef,
   f: TemplateListFilter = { template_source: 'project' },
 ) {
+  const shown = zoneDeps(deps, f.expected_timezone)
   const project = await resolveProject(deps, caller, ref)
   authorize(caller, project, 'project_view')
   const ids = f.id_in?.filter((id) => id <= MAX_INT)
@@ -182,7 +184,7 @@ export async function listTemplates(
   return rows
     .filter((t) => !f.name_keyword || nameContains(t.name, f.name_keyword))
     .map((t) => ({
-      ...templateItem(deps, project, t),
+      ...templateItem(shown, project, t),
       ...(f.include_constants ? { constants: treeOf(t).constants ?? {} } : {}),
     }))
 }

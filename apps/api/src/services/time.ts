@@ -1,4 +1,5 @@
-import { formatLegacyTime, TIME_FILTER } from '@stdops/core'
+import { formatLegacyTime, ParamInvalidError, TIME_FILTER } from '@stdops/core'
+import { isTimeZone, utcOffsetIn } from '@stdops/engine'
 import type { Deps } from './deps'
 
 /** Epoch ms (number or bigint, from either database) → the legacy `YYYY-MM-DD HH:MM:SS +ZZZZ`. */
@@ -50,4 +51,18 @@ export function parseTimeFilter(
   const digits = zone.slice(1).replace(':', '')
   const offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)))
   return utc - offset * 60_000
+}
+
+/**
+ * The time deps of a reply in `expectedTimezone` (bk-sops's `expected_timezone`), or the server's
+ * zone when none is asked; an unknown zone is refused naming it.
+ */
+export function zoneDeps<D extends Pick<Deps, 'utcOffsetMinutes'>>(
+  deps: D,
+  expectedTimezone: string | undefined,
+): Pick<Deps, 'utcOffsetMinutes'> {
+  if (expectedTimezone === undefined) return deps
+  if (!isTimeZone(expectedTimezone))
+    throw new ParamInvalidError(`invalid param: expected_timezone: unknown time zone '${expectedTimezone}'`)
+  return { utcOffsetMinutes: (d: Date) => utcOffsetIn(expectedTimezone, d) }
 }
