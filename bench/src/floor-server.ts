@@ -29,6 +29,7 @@ if (url.startsWith('file:')) {
   }
 } else {
   const pool = new pg.Pool({ connectionString: url, max: Number(process.env.STDOPS_DB_POOL_SIZE ?? 10) })
+  pool.on('error', () => undefined)
   cas = async (state, id, version) =>
     (await pool.query({ name: 'cas', text: CAS_PG, values: [state, id, version] })).rowCount ?? 0
   close = () => pool.end()

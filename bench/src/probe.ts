@@ -263,6 +263,8 @@ export async function probe(
       })
     } else {
       const pool = new pg.Pool({ connectionString: fresh.url, max: 10 })
+      // An idle connection cut by the server (a restart, another session's cleanup) is replaced, not fatal.
+      pool.on('error', () => undefined)
       rawCas = async (i, v, s) =>
         (
           await pool.query({
@@ -423,6 +425,7 @@ export async function probe(
     let proto: ((taskId: number) => Promise<void>) | null = null
     if (kind === 'postgresql') {
       const pool = new pg.Pool({ connectionString: fresh.url, max: 10 })
+      pool.on('error', () => undefined)
       closers.push(() => pool.end())
       // Authentication and scope in one SELECT (the app, the token and its user, the project, the
       // caller's role in it, the task) …
