@@ -74,7 +74,7 @@ export function transitionNode(
     : { ok: false, message: `node cannot move from ${from} to ${to}` }
 }
 
-/** The state get_task_status shows: FAILED while the root runs and a node waits after failing. */
+/** The state a task list shows: FAILED while the root runs and a node waits after failing. */
 export function displayedTaskState<S extends TaskState>(
   root: S,
   nodeStates: Iterable<NodeState>,
@@ -82,4 +82,19 @@ export function displayedTaskState<S extends TaskState>(
   if (root !== 'RUNNING') return root
   for (const state of nodeStates) if (state === 'FAILED') return 'FAILED'
   return root
+}
+
+/**
+ * The state get_task_status shows: as displayedTaskState, and NODE_SUSPENDED while the root runs
+ * and the run has reached a node held by the node action `pause` (a SUSPENDED node: nothing else
+ * suspends one).
+ */
+export function displayedStatusState<S extends TaskState>(
+  root: S,
+  nodeStates: Iterable<NodeState>,
+): S | 'FAILED' | 'NODE_SUSPENDED' {
+  const states = [...nodeStates]
+  const shown = displayedTaskState(root, states)
+  if (shown !== 'RUNNING') return shown
+  return states.includes('SUSPENDED') ? 'NODE_SUSPENDED' : shown
 }

@@ -1,4 +1,4 @@
-import { displayedTaskState, type NodeState, type TaskState } from './states'
+import { displayedStatusState, type NodeState, type TaskState } from './states'
 
 export type StatusTreeInput = {
   task: { id: number; name: string; state: TaskState; startedAt: Date | null; finishedAt: Date | null }
@@ -50,7 +50,7 @@ export type CreatedStatusTree = {
 export type StartedStatusTree = Timing & {
   id: number
   name: string
-  state: Exclude<TaskState, 'CREATED'> | 'FAILED'
+  state: Exclude<TaskState, 'CREATED'> | 'FAILED' | 'NODE_SUSPENDED'
   retry: 0
   skip: false
   loop: 1
@@ -111,7 +111,7 @@ export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): S
   return {
     id,
     name,
-    state: displayedTaskState(
+    state: displayedStatusState(
       task.state,
       nodes.map((node) => node.state),
     ),

@@ -66,6 +66,13 @@ export function createEngine(deps: EngineDeps): Engine {
             env.telemetry.error('notify')
           })
           break
+        case 'abortNode':
+          worker.abortNode(effect.taskId, effect.nodeId, effect.reason)
+          db.notify(REVOKE_CHANNEL, `${effect.taskId} ${effect.nodeId}`).catch((err) => {
+            logger.warn({ err }, 'notify failed')
+            env.telemetry.error('notify')
+          })
+          break
       }
     }
   }
@@ -97,6 +104,7 @@ export function createEngine(deps: EngineDeps): Engine {
     workerId: env.workerId,
     operateTask: protocol.operateTask,
     operateTaskInTx: protocol.operateTaskInTx,
+    operateNode: protocol.operateNode,
     afterCommit,
     runningNodes: countRunningNodes,
     startWorker: worker.start,

@@ -13,7 +13,14 @@ export {
 export { createEngine } from './engine'
 export { loadComponentModules } from './load-components'
 export { LOOP_LIMIT } from './plan'
-export type { Effect, OperationResult, Operator, TaskOperationRequest } from './protocol'
+export type {
+  Effect,
+  NodeOperationRequest,
+  NodeOperationResult,
+  OperationResult,
+  Operator,
+  TaskOperationRequest,
+} from './protocol'
 export { writeOperateRecord } from './protocol'
 export {
   createScheduler,
@@ -23,9 +30,12 @@ export {
   type StartScheduledTask,
 } from './schedules'
 export {
+  type Attempt,
   appendTaskEvent,
   insertEvents,
   type OperateRecordInput,
+  readAttemptLog,
+  readAttempts,
   TASK_EVENTS_CHANNEL,
   type TaskVersion,
 } from './store'
@@ -39,4 +49,4 @@ export type {
   EngineDeps,
   WorkerMode,
 } from './types'
-export { REVOKE_CHANNEL, WORK_CHANNEL } from './worker'
+export { LOG_LIMITS, REVOKE_CHANNEL, WORK_CHANNEL } from './worker'

@@ -11,6 +11,7 @@
  * after resume.
  */
 import {
+  type Activity,
   type Constant,
   evaluateCondition,
   type NodeState,
@@ -41,6 +42,16 @@ export interface NodeRow {
   error: string | null
   startedAt: number | null
   finishedAt: number | null
+  /** Held by the node action `pause`: when the run reaches it, it is SUSPENDED instead of started. */
+  held: boolean
+  /** What a RUNNING node waits for: `callback` (a node callback), `retry` (its automatic retry's interval). */
+  wait: 'callback' | 'retry' | null
+  /** The retry that made the current attempt: `manual`, `automatic`, or null. */
+  retryKind: 'manual' | 'automatic' | null
+  /** Automatic retries taken in the current pass. */
+  autoRetries: number
+  /** Inputs a manual retry replaced (JSON object text), laid over the rendered ones from then on. */
+  inputOverrides: string | null
 }
 
 export interface TaskGraph {
@@ -117,6 +128,11 @@ export interface HistoryInsert {
   loop: number
   attempt: number
   state: NodeState
+  version: number
+  retryKind: 'manual' | 'automatic' | null
+  skip: boolean
+  /** The attempt's first log lines (the engine's own). */
+  log: string
   worker: string
   inputs: string | null
   outputs: string | null
@@ -134,6 +150,8 @@ export interface HistoryClose {
   outputs: string | null
   error: string | null
   finishedAt: number
+  /** Engine log lines appended to the attempt's log. */
+  log?: string
 }
 
 export interface RunActivity {
@@ -145,6 +163,8 @@ export interface RunActivity {
   attempt: number
   /** The activity's `timeout`, in ms: execute is aborted and the node failed past it. */
   timeoutMs?: number
+  /** From `timeout_config`: what happens past the limit (the older `timeout` only fails). */
+  timeoutAction?: 'forced_fail' | 'forced_fail_and_skip'
 }
 
 export interface Plan {
@@ -154,6 +174,10 @@ export interface Plan {
   historyCloses: HistoryClose[]
   /** Nodes to enqueue as `node` jobs, due now. */
   jobs: string[]
+  /** Nodes to enqueue as `node` jobs due later (an automatic retry's interval: a durable timer). */
+  laterJobs: Array<{ nodeId: string; dueAt: number }>
+  /** Automatic retries this plan began (telemetry). */
+  autoRetried: number
   /** The task's constants when a node's outputs changed them. */
   constants?: Record<string, Constant>
   /** The end event was reached: the task moves to FINISHED with these outputs. */
@@ -166,7 +190,8 @@ export interface Plan {
 
 export type ActivityOutcome =
   | { status: 'finished'; outputs: Record<string, unknown> }
-  | { status: 'failed'; error: string }
+  /** `timedOut`: the run was stopped by its time limit (no automatic retry; maybe skipped). */
+  | { status: 'failed'; error: string; timedOut?: 'forced_fail' | 'forced_fail_and_skip' }
 
 type ConstantValues = { ok: true; values: Record<string, unknown> } | { ok: false; message: string }
 
@@ -184,7 +209,15 @@ export const emptyRow = (): NodeRow => ({
   error: null,
   startedAt: null,
   finishedAt: null,
+  held: false,
+  wait: null,
+  retryKind: null,
+  autoRetries: 0,
+  inputOverrides: null,
 })
+
+/** One engine line of an attempt's log. */
+export const logLine = (at: number, text: string) => `[${new Date(at).toISOString()}] ${text}\n`
 
 /** Accumulates the effects of one transaction's decisions over a working copy of the rows. */
 class Planner {
@@ -195,6 +228,8 @@ class Planner {
     historyInserts: [],
     historyCloses: [],
     jobs: [],
+    laterJobs: [],
+    autoRetried: 0,
     bugs: [],
   }
   private constants: Record<string, Constant>
@@ -295,7 +330,20 @@ class Planner {
   private beginPass(nodeId: string): NodeWrite | null {
     const row = this.touch(nodeId, false)
     const { now, worker } = this.ctx
-    if (row.state === 'RUNNING') {
+    let why = ''
+    if (row.state === 'RUNNING' && row.wait === 'retry') {
+      // An automatic retry's interval is over: the next attempt of the same pass.
+      row.wait = null
+      row.attempt += 1
+      row.version += 1
+      row.retry += 1
+      row.autoRetries += 1
+      row.retryKind = 'automatic'
+      this.plan.autoRetried += 1
+      this.event(nodeId, 'RUNNING', { retry: 'automatic', auto_retries: row.autoRetries })
+      why = ` (automatic retry ${row.autoRetries})`
+    } else if (row.state === 'RUNNING') {
+      why = ' (the previous attempt lost its lease)'
       this.plan.historyCloses.push({
         nodeId,
         loop: row.loop,
@@ -304,6 +352,7 @@ class Planner {
         outputs: null,
         error: `attempt ${row.attempt} was abandoned: its worker lost the lease`,
         finishedAt: now,
+        log: logLine(now, 'abandoned: the worker lost its lease'),
       })
       row.attempt += 1
       row.version += 1
@@ -312,7 +361,13 @@ class Planner {
       if (!this.move(row, 'RUNNING')) return null
       row.loop = loopPass || row.loop === 0 ? row.loop + 1 : row.loop
       row.attempt = loopPass ? 1 : row.attempt + 1
+      if (loopPass) {
+        row.retryKind = null
+        row.autoRetries = 0
+        row.skip = false
+      } else if (row.retryKind === 'manual') why = ' (manual retry)'
     }
+    row.wait = null
     row.startedAt = now
     row.finishedAt = null
     row.error = null
@@ -322,6 +377,10 @@ class Planner {
       loop: row.loop,
       attempt: row.attempt,
       state: 'RUNNING',
+      version: row.version,
+      retryKind: row.attempt > 1 ? row.retryKind : null,
+      skip: false,
+      log: logLine(now, `attempt ${row.attempt} of pass ${row.loop} started on ${worker}${why}`),
       worker,
       inputs: null,
       outputs: null,
@@ -340,13 +399,21 @@ class Planner {
   }
 
   /** Ends the open history row of the node's current pass (merged into its insert when both are ours). */
-  private closeHistory(row: NodeWrite, state: NodeState, outputs: string | null, error: string | null) {
+  private closeHistory(
+    row: NodeWrite,
+    state: NodeState,
+    outputs: string | null,
+    error: string | null,
+    log?: string,
+  ) {
     const open = this.plan.historyInserts.find(
       (h) =>
         h.nodeId === row.nodeId && h.loop === row.loop && h.attempt === row.attempt && h.finishedAt === null,
     )
-    if (open) Object.assign(open, { state, outputs, error, finishedAt: this.ctx.now })
-    else {
+    if (open) {
+      Object.assign(open, { state, outputs, error, finishedAt: this.ctx.now })
+      if (log) open.log += log
+    } else {
       this.plan.historyCloses.push({
         nodeId: row.nodeId,
         loop: row.loop,
@@ -355,6 +422,7 @@ class Planner {
         outputs,
         error,
         finishedAt: this.ctx.now,
+        ...(log ? { log } : {}),
       })
     }
   }
@@ -371,11 +439,12 @@ class Planner {
     return true
   }
 
-  private fail(row: NodeWrite, error: string) {
+  private fail(row: NodeWrite, error: string, log?: string) {
     if (!this.move(row, 'FAILED', { error })) return
     row.finishedAt = this.ctx.now
     row.error = error
-    this.closeHistory(row, 'FAILED', null, error)
+    row.wait = null
+    this.closeHistory(row, 'FAILED', null, error, log ?? logLine(this.ctx.now, `failed: ${error}`))
   }
 
   // ---- routing ------------------------------------------------------------------------------
@@ -422,6 +491,11 @@ class Planner {
     const row = this.touch(nodeId)
     if (row.state !== 'READY' && row.state !== 'FINISHED') {
       this.plan.bugs.push(`node ${nodeId} is due again while ${row.state}`)
+      return
+    }
+    if (row.held && row.state === 'READY') {
+      // Paused by an operator before the run got here: it waits, SUSPENDED, for the node's resume.
+      this.move(row, 'SUSPENDED', { held: true })
       return
     }
     this.plan.jobs.push(nodeId)
@@ -509,7 +583,10 @@ class Planner {
       })
       return
     }
-    const inputs = renderInputs(activity.component.data, values.values)
+    const inputs = {
+      ...renderInputs(activity.component.data, values.values),
+      ...(row.inputOverrides === null ? {} : (JSON.parse(row.inputOverrides) as Record<string, unknown>)),
+    }
     row.inputs = JSON.stringify(inputs)
     const open = this.plan.historyInserts.at(-1)
     if (open && open.nodeId === nodeId) open.inputs = row.inputs
@@ -524,7 +601,7 @@ class Planner {
       inputs: parsed.data,
       loop: row.loop,
       attempt: row.attempt,
-      ...(activity.timeout ? { timeoutMs: activity.timeout * 1000 } : {}),
+      ...runLimit(activity),
     }
   }
 
@@ -542,6 +619,23 @@ class Planner {
       this.follow(node.outgoing)
     } else if (node.activity.error_ignorable === true) {
       if (this.finish(write, { error: outcome.error })) this.follow(node.outgoing)
+    } else if (outcome.timedOut === 'forced_fail_and_skip') {
+      this.fail(write, outcome.error)
+      this.skipFailed(nodeId, node.outgoing, 'timeout_config forced_fail_and_skip')
+    } else if (this.autoRetryLeft(node.activity, write) && outcome.timedOut === undefined) {
+      // Stays RUNNING (as bk-sops shows it) while the interval runs: a job due later, no worker held.
+      const interval = Number(node.activity.auto_retry?.interval ?? 0)
+      write.wait = 'retry'
+      write.error = outcome.error
+      write.version += 1
+      this.closeHistory(
+        write,
+        'FAILED',
+        null,
+        outcome.error,
+        logLine(this.ctx.now, `failed: ${outcome.error}; automatic retry in ${interval} s`),
+      )
+      this.plan.laterJobs.push({ nodeId, dueAt: this.ctx.now + interval * 1000 })
     } else {
       this.fail(write, outcome.error)
     }
@@ -565,6 +659,96 @@ class Planner {
     else this.fail(row, error)
   }
 
+  private autoRetryLeft(activity: Activity, row: NodeRow) {
+    const policy = activity.auto_retry
+    return policy?.enable === true && row.autoRetries < Number(policy.times ?? 0)
+  }
+
+  // ---- node operations (engine.md's node actions; preconditions are core's checkNodeAction) ----
+
+  /** The node row an operation works on (created READY, without an event, for a node not yet reached). */
+  opRow(nodeId: string): NodeWrite {
+    return this.touch(nodeId, false)
+  }
+
+  /** An event for an operation that moves no state (callback, pause or resume of a node not yet reached). */
+  opEvent(nodeId: string, state: string, data: unknown) {
+    this.event(nodeId, state, data)
+  }
+
+  /** `retry`: FAILED → READY, a new version, times cleared; due now (held back by a task pause). */
+  retry(nodeId: string, inputs: Record<string, unknown> | undefined) {
+    const row = this.touch(nodeId)
+    if (!this.move(row, 'READY', { retry: 'manual' })) return
+    row.retry += 1
+    row.retryKind = 'manual'
+    row.startedAt = null
+    row.finishedAt = null
+    row.error = null
+    if (inputs !== undefined) {
+      const before = row.inputOverrides === null ? {} : (JSON.parse(row.inputOverrides) as object)
+      row.inputOverrides = JSON.stringify({ ...before, ...inputs })
+    }
+    this.plan.jobs.push(nodeId)
+  }
+
+  /** `skip`, `skip_exg`, `skip_cpg`: FAILED → FINISHED with skip, then on along `flowIds`. */
+  skipFailed(nodeId: string, flowIds: readonly string[], why: string) {
+    const row = this.touch(nodeId)
+    if (!this.move(row, 'FINISHED', { skip: true })) return
+    row.skip = true
+    row.finishedAt = this.ctx.now
+    const node = this.ctx.graph.graph.nodes.get(nodeId)
+    if (node?.kind === 'conditional_parallel' || node?.kind === 'parallel') row.expected = flowIds.length
+    if (node?.kind === 'activity') {
+      this.plan.historyCloses.push({
+        nodeId,
+        loop: row.loop,
+        attempt: row.attempt,
+        state: 'FAILED',
+        outputs: null,
+        error: row.error,
+        finishedAt: this.ctx.now,
+        log: logLine(this.ctx.now, `skipped: ${why}`),
+      })
+    }
+    this.follow(flowIds)
+  }
+
+  /** `forced_fail`: RUNNING → FAILED with the operator's message (the caller drops its jobs and aborts it). */
+  forcedFail(nodeId: string, message: string) {
+    this.fail(this.touch(nodeId), message, logLine(this.ctx.now, `aborted: ${message}`))
+  }
+
+  /** `pause`: the node is held; reached already (`reached`: its job was dropped) → SUSPENDED. */
+  hold(nodeId: string, reached: boolean) {
+    const row = this.touch(nodeId, false)
+    row.held = true
+    row.version += 1
+    if (reached) this.move(row, 'SUSPENDED', { held: true })
+    else this.event(nodeId, row.state, { held: true })
+  }
+
+  /** `resume` of a held node: released; SUSPENDED (reached) → READY and due now. */
+  release(nodeId: string) {
+    const row = this.touch(nodeId, false)
+    row.held = false
+    if (row.state === 'SUSPENDED') {
+      if (this.move(row, 'READY', { held: false })) this.plan.jobs.push(nodeId)
+    } else {
+      row.version += 1
+      this.event(nodeId, row.state, { held: false })
+    }
+  }
+
+  /** `callback`: the waiting node's callback is taken (the caller enqueues its delivery). */
+  takeCallback(nodeId: string) {
+    const row = this.touch(nodeId, false)
+    row.wait = null
+    row.version += 1
+    this.event(nodeId, row.state, { callback: true })
+  }
+
   revokeAll() {
     for (const [nodeId, stored] of this.ctx.nodes) {
       if (stored.state !== 'READY' && stored.state !== 'RUNNING' && stored.state !== 'SUSPENDED') continue
@@ -573,6 +757,21 @@ class Planner {
       row.finishedAt = this.ctx.now
     }
   }
+}
+
+/** How long one run of the activity may take: `timeout_config` (bk-sops) or the older `timeout`. */
+function runLimit(activity: {
+  timeout?: number | null | undefined
+  timeout_config?: { enable?: boolean; seconds?: number; action?: string } | null | undefined
+}): Pick<RunActivity, 'timeoutMs' | 'timeoutAction'> {
+  const tc = activity.timeout_config
+  if (tc?.enable === true && tc.seconds !== undefined) {
+    return {
+      timeoutMs: tc.seconds * 1000,
+      timeoutAction: tc.action === 'forced_fail_and_skip' ? 'forced_fail_and_skip' : 'forced_fail',
+    }
+  }
+  return activity.timeout ? { timeoutMs: activity.timeout * 1000 } : {}
 }
 
 /** `component.data` rendered with the constants: `{hook, value}` → the value, `${x}` references resolved. */
@@ -646,5 +845,54 @@ export function planGiveUp(ctx: PlanContext, nodeId: string, error: string): Pla
 export function planRevoke(ctx: PlanContext): Plan {
   const p = new Planner(ctx)
   p.revokeAll()
+  return p.result()
+}
+
+/** What a node action takes beyond the node (validated by the caller). */
+export type NodeActionInput =
+  | { action: 'retry'; inputs?: Record<string, unknown> | undefined }
+  | { action: 'skip' }
+  | { action: 'skip_exg'; flowId: string }
+  | { action: 'skip_cpg'; flowIds: readonly string[] }
+  | { action: 'forced_fail'; operator: string }
+  | { action: 'callback' }
+  | { action: 'pause'; reached: boolean }
+  | { action: 'resume' }
+
+/**
+ * A node action whose preconditions held (core's checkNodeAction): its rows, events, history and
+ * jobs. The one dispatch of node actions; the subprocess actions (pause_subproc, resume_subproc,
+ * retry_subprocess) are further cases here when subprocesses come.
+ */
+export function planNodeAction(ctx: PlanContext, nodeId: string, input: NodeActionInput): Plan {
+  const p = new Planner(ctx)
+  const node = ctx.graph.graph.nodes.get(nodeId)
+  switch (input.action) {
+    case 'retry':
+      p.retry(nodeId, input.inputs)
+      break
+    case 'skip':
+      p.skipFailed(nodeId, node?.outgoing ?? [], 'skip')
+      break
+    case 'skip_exg':
+      p.skipFailed(nodeId, [input.flowId], `skip_exg along ${input.flowId}`)
+      break
+    case 'skip_cpg':
+      p.skipFailed(nodeId, input.flowIds, `skip_cpg along ${input.flowIds.join(', ')}`)
+      break
+    case 'forced_fail':
+      p.forcedFail(nodeId, `The node has been terminated by ${input.operator}.`)
+      break
+    case 'callback':
+      p.takeCallback(nodeId)
+      break
+    case 'pause':
+      p.hold(nodeId, input.reached)
+      break
+    case 'resume':
+      if (ctx.nodes.get(nodeId)?.state === 'RUNNING') p.takeCallback(nodeId)
+      else p.release(nodeId)
+      break
+  }
   return p.result()
 }

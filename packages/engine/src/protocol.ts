@@ -10,11 +10,14 @@
  * 4. after the commit: the effects (wake the workers here and in other processes; abort running
  *    components on revoke).
  *
- * Node operations and subprocess actions are more actions of this same protocol.
+ * Node actions (operateNode) are more actions of this same protocol; subprocess actions will be too.
  */
 import {
   InvalidOperationError,
+  isNodeAction,
+  type NodeState,
   NotFoundError,
+  StdopsError,
   TASK_ACTIONS,
   type TaskAction,
   type TaskState,
@@ -32,7 +35,13 @@ import {
   type TaskVersion,
 } from './store'
 import { activeTraceparent, inSpan } from './tracing'
-import { revokeRun, startRun, type TransitionEnv } from './transitions'
+import {
+  applyNodeAction,
+  type NodeActionRequest,
+  revokeRun,
+  startRun,
+  type TransitionEnv,
+} from './transitions'
 
 /** Who asks, from where, in which project: what the operate record says. */
 export interface Operator {
@@ -52,7 +61,22 @@ export interface TaskOperationRequest extends Operator {
 }
 
 /** What has to happen once the operation's transaction committed (Engine.afterCommit). */
-export type Effect = { kind: 'wake'; taskId: number } | { kind: 'abort'; taskId: number; reason: string }
+export type Effect =
+  | { kind: 'wake'; taskId: number }
+  | { kind: 'abort'; taskId: number; reason: string }
+  /** forced_fail: abort one node's running component, here and in every other process. */
+  | { kind: 'abortNode'; taskId: number; nodeId: string; reason: string }
+
+/** A node action (operate_node, node_callback): who asks, and what (transitions.ts NodeActionRequest). */
+export interface NodeOperationRequest extends Operator, Omit<NodeActionRequest, 'operator'> {}
+
+export interface NodeOperationResult {
+  /** The node's state and version after the action. */
+  state: NodeState
+  version: number
+  at: number
+  effects: Effect[]
+}
 
 export interface OperationResult {
   /** The task's state after the operation. */
@@ -186,8 +210,7 @@ export function createProtocol(deps: ProtocolDeps) {
   }
   const operationSpanName = (req: TaskOperationRequest) =>
     `stdops.operation ${(TASK_ACTIONS as readonly string[]).includes(req.action) ? req.action : 'invalid'}`
-  const failure = (err: unknown) =>
-    err instanceof InvalidOperationError || err instanceof NotFoundError ? 'refused' : 'error'
+  const failure = (err: unknown) => (err instanceof StdopsError ? 'refused' : 'error')
 
   /**
    * A task operation inside the caller's transaction (task creation starts its task this way).
@@ -231,7 +254,71 @@ export function createProtocol(deps: ProtocolDeps) {
     })
   }
 
-  return { operateTask, operateTaskInTx }
+  /**
+   * A node action: the same protocol on one node. Decided (core's checkNodeAction) and planned
+   * under the task row's lock, one compare-and-set on the node's version, its events and its
+   * operate record (`node_id`, `extra_info`) in one transaction; wake-ups and aborts after it.
+   */
+  const operateNode = async (req: NodeOperationRequest): Promise<NodeOperationResult> => {
+    const began = performance.now()
+    const label = isNodeAction(req.action) ? `node_${req.action}` : 'invalid'
+    const report = (result: 'ok' | 'refused' | 'error') =>
+      env.telemetry.operation({ action: label, result, durationMs: performance.now() - began })
+    return inSpan(
+      `stdops.operation ${label}`,
+      { attributes: { 'stdops.task.id': req.taskId, 'stdops.node.id': req.nodeId } },
+      async () => {
+        let result: NodeOperationResult
+        try {
+          result = await db.tx(async (tx) => {
+            const at = now()
+            const applied = await applyNodeAction(env, tx, req, at)
+            await writeOperateRecord(tx, {
+              taskId: req.taskId,
+              projectId: req.projectId,
+              operator: req.operator,
+              type: applied.action,
+              source: req.source,
+              nodeId: req.nodeId,
+              extraInfo: extraInfoOf(req),
+              at,
+            })
+            const effects: Effect[] = []
+            if (applied.abort) {
+              effects.push({
+                kind: 'abortNode',
+                taskId: req.taskId,
+                nodeId: req.nodeId,
+                reason: `The node has been terminated by ${req.operator}.`,
+              })
+            }
+            if (applied.wake || applied.abort) effects.push({ kind: 'wake', taskId: req.taskId })
+            return { state: applied.state, version: applied.version, at, effects }
+          })
+        } catch (err) {
+          report(failure(err))
+          throw err
+        }
+        report('ok')
+        deps.afterCommit(result.effects)
+        return result
+      },
+    )
+  }
+
+  return { operateTask, operateTaskInTx, operateNode }
+}
+
+/** What the operate record keeps of a node action: what it took (the callback data's keys, not its values). */
+function extraInfoOf(req: NodeOperationRequest): Record<string, unknown> {
+  const info: Record<string, unknown> = { action: req.action }
+  if (req.inputs !== undefined) info.inputs = req.inputs
+  if (req.flowId !== undefined) info.flow_id = req.flowId
+  if (req.flowIds !== undefined) info.flow_ids = req.flowIds
+  if (req.convergeGatewayId !== undefined) info.converge_gateway_id = req.convergeGatewayId
+  if (req.data !== undefined) info.callback_data_keys = Object.keys(req.data)
+  if (req.version !== undefined) info.version = req.version
+  return info
 }
 
 export type Protocol = ReturnType<typeof createProtocol>

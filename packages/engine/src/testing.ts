@@ -54,4 +54,41 @@ export const increment = defineComponent({
   },
 })
 
-export const TEST_COMPONENTS = [noop, sleepMs, slowIgnoreAbort, increment]
+/** Fails (with a message naming `value`) unless `ok` is true; logs what it saw through ctx.log. */
+export const check = defineComponent({
+  code: 'check',
+  name: 'Check',
+  version: '1.0',
+  inputs: z.object({
+    ok: z.preprocess((v) => v === true || v === 'true', z.boolean()),
+    value: z.unknown().optional(),
+  }),
+  outputs: z.object({ value: z.unknown() }),
+  async execute({ ok, value }, ctx) {
+    ctx.log(`checking ok=${ok} value=${JSON.stringify(value ?? null)}`)
+    return ok
+      ? { status: 'finished', outputs: { value: value ?? null } }
+      : { status: 'failed', error: `check failed: ok is false (value ${JSON.stringify(value ?? null)})` }
+  },
+})
+
+/** Fails its first `failures` runs in this process (per task and node), then finishes: for automatic retries. */
+const flakyRuns = new Map<string, number>()
+export const flaky = defineComponent({
+  code: 'flaky',
+  name: 'Flaky',
+  version: '1.0',
+  inputs: z.object({ failures: z.coerce.number().int().min(0).default(2) }),
+  outputs: z.object({ runs: z.number() }),
+  async execute({ failures }, ctx) {
+    const key = `${ctx.taskId}:${ctx.nodeId}`
+    const runs = (flakyRuns.get(key) ?? 0) + 1
+    flakyRuns.set(key, runs)
+    ctx.log(`run ${runs}`)
+    return runs <= failures
+      ? { status: 'failed', error: `flaky: run ${runs} of ${failures} failing ones` }
+      : { status: 'finished', outputs: { runs } }
+  },
+})
+
+export const TEST_COMPONENTS = [noop, sleepMs, slowIgnoreAbort, increment, check, flaky]

@@ -4,18 +4,29 @@
  * between calls or touches the clock, the network or a component: the worker (worker.ts) and the
  * operation protocol (protocol.ts) call them and perform whatever has to happen after the commit.
  */
-import { resolveConstants } from '@stdops/core'
+import {
+  checkNodeAction,
+  InvalidOperationError,
+  LegacyCode,
+  type NodeAction,
+  type NodeState,
+  NotFoundError,
+  ParamInvalidError,
+  resolveConstants,
+} from '@stdops/core'
 import type { Executor } from '@stdops/db'
 import type { Logger } from 'pino'
 import {
   type ActivityOutcome,
   describeIssues,
+  type NodeActionInput,
   type Plan,
   type PlanContext,
   planActivityResult,
   planActivityStart,
   planDueNode,
   planGiveUp,
+  planNodeAction,
   planRevoke,
   planTaskStart,
   rowsReadFrom,
@@ -26,19 +37,24 @@ import {
   type ClaimedJob,
   claimTaskJobs,
   closeOpenHistories,
+  compareAndSetNode,
   deferHeldJob,
   deleteHeldJob,
   deleteJob,
+  dropNodeJobs,
   dropTaskJobs,
   enqueueCallback,
+  enqueueNodeCallback,
   fenceReason,
   type GraphCache,
+  hasNodeJob,
   type LockedTask,
   loadNodes,
   lockTask,
   recordCallbackOutcome,
   recordFenced,
   releaseLeases,
+  setNodeWait,
   stillHeld,
 } from './store'
 import { type EngineTelemetry, reportPlan } from './telemetry'
@@ -57,7 +73,11 @@ export interface TransitionEnv {
 export interface Started {
   module: ComponentModule
   inputs: unknown
+  /** The pass and attempt this run is: where its log lines go. */
+  loop: number
+  attempt: number
   timeoutMs?: number | undefined
+  timeoutAction?: 'forced_fail' | 'forced_fail_and_skip' | undefined
   /** The task's traceparent: the node's span links to it. */
   traceparent: string | null
 }
@@ -86,6 +106,7 @@ async function apply(
 ): Promise<Applied> {
   const applied = await applyPlan(tx, taskId, task, plan, at)
   reportPlan(env.telemetry, env.registry, tx, ctx, plan, task, at)
+  for (let i = 0; i < plan.autoRetried; i++) tx.afterCommit(() => env.telemetry.nodeRetried('automatic'))
   return applied
 }
 
@@ -188,7 +209,10 @@ export async function startNode(
     kind: 'run',
     module,
     inputs: plan.run.inputs,
+    loop: plan.run.loop,
+    attempt: plan.run.attempt,
     timeoutMs: plan.run.timeoutMs,
+    timeoutAction: plan.run.timeoutAction,
     traceparent: task.traceparent,
   }
 }
@@ -253,7 +277,10 @@ export async function recordResult(
       : fence()
   }
   if (result.status === 'callback') {
-    return (await deleteHeldJob(tx, job, env.workerId)) ? { applied: null, chained: [] } : fence()
+    if (!(await deleteHeldJob(tx, job, env.workerId))) return fence()
+    // From now on the node takes a callback (the node action `callback`, or node_callback).
+    await setNodeWait(tx, job.taskId, job.nodeId, 'callback')
+    return { applied: null, chained: [] }
   }
   const task = await lockTask(tx, job.taskId)
   if (!task || !(await deleteHeldJob(tx, job, env.workerId))) return fence()
@@ -340,4 +367,139 @@ export async function recordCallbackTry(
     attempts: job.attempts,
     error,
   })
+}
+
+// ---- node operations ------------------------------------------------------------------------------
+
+/** A node action as a caller asks for it (operate_node, node_callback, the node.* procedures). */
+export interface NodeActionRequest {
+  taskId: number
+  nodeId: string
+  action: string
+  operator: string
+  /** retry: inputs replacing the rendered ones, for this and later attempts. */
+  inputs?: Record<string, unknown> | undefined
+  /** skip_exg: the flow to take. */
+  flowId?: string | undefined
+  /** skip_cpg: the flows to fork, and the fork's converge gateway. */
+  flowIds?: readonly string[] | undefined
+  convergeGatewayId?: string | undefined
+  /** callback: the data delivered, and the version the caller saw (refused when not current). */
+  data?: Record<string, unknown> | undefined
+  version?: number | undefined
+}
+
+export interface NodeActionApplied {
+  action: NodeAction
+  /** The node's state and version after the action. */
+  state: NodeState
+  version: number
+  /** Jobs due now (wake workers); a running component to abort (forced_fail). */
+  wake: boolean
+  abort: boolean
+}
+
+/** The checks on what the action takes beyond the node (3540000 naming the field). */
+function actionInput(
+  req: NodeActionRequest,
+  action: NodeAction,
+  node: { outgoing: readonly string[]; convergeId?: string | undefined },
+  reached: boolean,
+): NodeActionInput {
+  switch (action) {
+    case 'retry':
+      return { action, inputs: req.inputs }
+    case 'skip':
+    case 'callback':
+    case 'resume':
+      return { action }
+    case 'skip_exg':
+      if (req.flowId === undefined || !node.outgoing.includes(req.flowId))
+        throw new ParamInvalidError(
+          `invalid param: flow_id: must be one of node[${req.nodeId}]'s outgoing flows (${node.outgoing.join(', ')})`,
+        )
+      return { action, flowId: req.flowId }
+    case 'skip_cpg': {
+      const flowIds = [...new Set(req.flowIds ?? [])]
+      if (flowIds.length === 0 || flowIds.some((f) => !node.outgoing.includes(f)))
+        throw new ParamInvalidError(
+          `invalid param: flow_ids: must be a non-empty list of node[${req.nodeId}]'s outgoing flows (${node.outgoing.join(', ')})`,
+        )
+      if (req.convergeGatewayId !== node.convergeId)
+        throw new ParamInvalidError(
+          `invalid param: converge_gateway_id: must be ${node.convergeId ?? 'its converge gateway'}`,
+        )
+      return { action, flowIds }
+    }
+    case 'forced_fail':
+      return { action, operator: req.operator }
+    case 'pause':
+      return { action, reached }
+  }
+}
+
+/**
+ * One node action, inside `tx`: lock the task row, decide with core's checkNodeAction on the rows
+ * as they are, plan it (plan.ts planNodeAction), compare-and-set the node's version, and write
+ * the plan with its events. The caller writes the operate record in the same transaction and
+ * performs the effects after the commit. Nothing is written when it is refused.
+ */
+export async function applyNodeAction(
+  env: TransitionEnv,
+  tx: Executor,
+  req: NodeActionRequest,
+  at: number,
+): Promise<NodeActionApplied> {
+  const task = await lockTask(tx, req.taskId)
+  if (!task) throw new NotFoundError(`task[id=${req.taskId}] does not exist`)
+  const graph = await env.graphs.get(tx, req.taskId)
+  const node = graph.graph.nodes.get(req.nodeId)
+  if (!node) throw new ParamInvalidError(`task[${req.taskId}] does not have node[${req.nodeId}]`)
+  const ctx = await planContext(env, tx, req.taskId, task, at, req.nodeId)
+  const row = ctx.nodes.get(req.nodeId) ?? null
+  const check = checkNodeAction(req.action, task.state, {
+    id: req.nodeId,
+    kind: node.kind,
+    retryable: node.activity?.retryable,
+    skippable: node.activity?.skippable,
+    state: row?.state ?? null,
+    held: row?.held ?? false,
+    wait: row?.wait ?? null,
+  })
+  if (!check.ok) {
+    throw check.code === LegacyCode.REQUEST_PARAM_INVALID
+      ? new ParamInvalidError(check.message)
+      : new InvalidOperationError(check.message)
+  }
+  const action = req.action as NodeAction
+  if (action === 'callback' && req.version !== undefined && req.version !== row?.version) {
+    throw new InvalidOperationError(`node[${req.nodeId}] version ${req.version} is not current`)
+  }
+  const reached =
+    action === 'pause' && row?.state === 'READY' && (await hasNodeJob(tx, req.taskId, req.nodeId))
+  const plan = planNodeAction(ctx, req.nodeId, actionInput(req, action, node, reached))
+  logBugs(env, req.taskId, plan)
+  const written = plan.rows.find((r) => r.nodeId === req.nodeId)
+  if (!written || plan.bugs.length > 0) {
+    throw new Error(`node action ${action} on node[${req.nodeId}] planned no change: ${plan.bugs.join('; ')}`)
+  }
+  // The task row is ours, so nothing moves the node meanwhile: this holds unless the engine has a
+  // bug, and then the action is refused rather than applied twice.
+  if (!(await compareAndSetNode(tx, req.taskId, req.nodeId, row?.version ?? null, written.version))) {
+    throw new InvalidOperationError(`node[${req.nodeId}] changed during the operation; try again`)
+  }
+  if (action === 'forced_fail' || (action === 'pause' && reached)) {
+    await dropNodeJobs(tx, req.taskId, req.nodeId)
+  }
+  const callsBack = action === 'callback' || (action === 'resume' && row?.state === 'RUNNING')
+  if (callsBack) await enqueueNodeCallback(tx, req.taskId, req.nodeId, req.data ?? {}, at)
+  const applied = await apply(env, tx, req.taskId, task, ctx, plan, at)
+  if (action === 'retry') tx.afterCommit(() => env.telemetry.nodeRetried('manual'))
+  return {
+    action,
+    state: written.state,
+    version: written.version,
+    wake: applied.jobs > 0 || callsBack,
+    abort: action === 'forced_fail',
+  }
 }

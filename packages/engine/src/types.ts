@@ -1,7 +1,13 @@
 import type { Db, Executor } from '@stdops/db'
 import type { Logger } from 'pino'
 import type { z } from 'zod'
-import type { Effect, OperationResult, TaskOperationRequest } from './protocol'
+import type {
+  Effect,
+  NodeOperationRequest,
+  NodeOperationResult,
+  OperationResult,
+  TaskOperationRequest,
+} from './protocol'
 import type { StartScheduledTask } from './schedules'
 import type { EngineTelemetry } from './telemetry'
 
@@ -21,6 +27,12 @@ export interface ComponentContext {
   nodeId: string
   now(): number
   logger: Logger
+  /**
+   * A line for this attempt's log (get_task_node_log). Kept per attempt, bounded: past
+   * LOG_LIMITS (lines or characters) further lines are counted and dropped, and the log ends
+   * with one line saying how many. Written when the step ends and every few seconds meanwhile.
+   */
+  log(line: string): void
   fetch: typeof fetch
   /** For `schedule` after a node callback: the `callback_data` it was delivered with. */
   callbackData?: unknown
@@ -108,6 +120,12 @@ export interface Engine {
    * transaction; its effects (wake-ups, aborts) are performed after the commit.
    */
   operateTask(req: TaskOperationRequest): Promise<OperationResult>
+  /**
+   * A node action (retry, skip, skip_exg, skip_cpg, forced_fail, callback, pause, resume) through
+   * the same protocol, in its own transaction; a refusal is a typed error carrying its code, and
+   * writes nothing.
+   */
+  operateNode(req: NodeOperationRequest): Promise<NodeOperationResult>
   /**
    * The same inside the caller's transaction (creating and starting a task at once). The caller
    * passes `result.effects` to afterCommit once its transaction committed.

@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
 import { describeIssues } from './plan'
 import {
+  appendAttemptLog,
   type ClaimedJob,
   claimJobs,
   readCallbackTarget,
@@ -37,6 +38,23 @@ import type { ComponentContext, ComponentModule, ComponentResult, WorkerMode } f
 export const WORK_CHANNEL = 'stdops_work'
 /** Aborts a revoked task's running components in every process (payload: task id). */
 export const REVOKE_CHANNEL = 'stdops_revoke'
+
+/**
+ * What one attempt's log keeps of a component's ctx.log lines: at most `lines` lines and `chars`
+ * characters (a longer line is cut at `lineChars`). Past either bound further lines are counted,
+ * not stored, and one last line says how many were dropped.
+ */
+export const LOG_LIMITS = { lines: 1000, chars: 256 * 1024, lineChars: 4096 } as const
+
+/** Where a run's log lines go, and what is not written yet. */
+interface AttemptLog {
+  loop: number
+  attempt: number
+  pending: string
+  lines: number
+  chars: number
+  dropped: number
+}
 
 /** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
 const CHAIN_LIMIT = 8
@@ -81,6 +99,8 @@ export interface Worker {
   notifyWork(taskId: number): void
   /** Aborts this process's running components of `taskId` (their results will be fenced). */
   abortTask(taskId: number, reason: string): void
+  /** Aborts this process's running component of one node (forced_fail; its result will be fenced). */
+  abortNode(taskId: number, nodeId: string, reason: string): void
 }
 
 /** One claimed job being worked on by this process. */
@@ -94,6 +114,8 @@ interface Run {
   released: boolean
   done?: Promise<void>
   grace?: NodeJS.Timeout
+  /** The attempt's log, once the run knows which attempt it is. */
+  log?: AttemptLog
 }
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err))
@@ -219,6 +241,47 @@ export function createWorker(o: WorkerOptions): Worker {
     return n
   }
 
+  const abortNode = (taskId: number, nodeId: string, reason: string) => {
+    for (const run of inFlight.values()) {
+      if (run.job.taskId === taskId && run.job.nodeId === nodeId && run.job.kind !== 'callback') {
+        abortRun(run, reason)
+      }
+    }
+  }
+
+  // ---- attempt logs --------------------------------------------------------------------------
+
+  const logLine = (run: Run, line: string) => {
+    const log = run.log
+    if (!log) return
+    const text = `[${new Date(now()).toISOString()}] ${line.length > LOG_LIMITS.lineChars ? `${line.slice(0, LOG_LIMITS.lineChars)}…` : line}\n`
+    if (log.lines >= LOG_LIMITS.lines || log.chars + text.length > LOG_LIMITS.chars) {
+      log.dropped += 1
+      return
+    }
+    log.lines += 1
+    log.chars += text.length
+    log.pending += text
+  }
+
+  /** Writes what the run logged since the last flush (and, at the end, how many lines were dropped). */
+  const flushLog = async (run: Run, final: boolean) => {
+    const log = run.log
+    if (!log) return
+    let text = log.pending
+    log.pending = ''
+    if (final && log.dropped > 0) {
+      text += `[${new Date(now()).toISOString()}] ${log.dropped} more lines were dropped: an attempt's log keeps at most ${LOG_LIMITS.lines} lines and ${LOG_LIMITS.chars} characters\n`
+      log.dropped = 0
+    }
+    if (text === '') return
+    try {
+      await appendAttemptLog(db, run.job.taskId, run.job.nodeId, log.loop, log.attempt, text)
+    } catch (err) {
+      logger.warn({ err, taskId: run.job.taskId, nodeId: run.job.nodeId }, 'writing a node log failed')
+    }
+  }
+
   // ---- executing jobs ------------------------------------------------------------------------
 
   const componentContext = (run: Run, callbackData: unknown): ComponentContext => ({
@@ -227,6 +290,7 @@ export function createWorker(o: WorkerOptions): Worker {
     nodeId: run.job.nodeId,
     now,
     logger: logger.child({ taskId: run.job.taskId, nodeId: run.job.nodeId }),
+    log: (line: string) => logLine(run, String(line)),
     fetch: o.fetch,
     ...(callbackData === undefined ? {} : { callbackData }),
   })
@@ -262,8 +326,14 @@ export function createWorker(o: WorkerOptions): Worker {
   }
 
   /** Applies a component's result (recordResult), then runs what it chained and wakes workers. */
-  const complete = async (run: Run, module: ComponentModule | undefined, result: ComponentResult) => {
+  const complete = async (
+    run: Run,
+    module: ComponentModule | undefined,
+    result: ComponentResult,
+    timedOut?: 'forced_fail' | 'forced_fail_and_skip',
+  ) => {
     const { job } = run
+    await flushLog(run, true)
     if (run.released || mode === 'stopped') {
       logger.info(
         { taskId: job.taskId, nodeId: job.nodeId },
@@ -272,6 +342,7 @@ export function createWorker(o: WorkerOptions): Worker {
       return
     }
     const outcome = outcomeOf(module, result)
+    if (timedOut && outcome?.status === 'failed') outcome.timedOut = timedOut
     const chaining = {
       // The completing job's own slot is counted in both: its successors may take it over.
       room: () =>
@@ -375,14 +446,19 @@ export function createWorker(o: WorkerOptions): Worker {
     nodeSpan(run, started.module.code, started.traceparent, () => executeStarted(run, started))
 
   const executeStarted = async (run: Run, started: Started) => {
+    run.log = { loop: started.loop, attempt: started.attempt, pending: '', lines: 0, chars: 0, dropped: 0 }
     const execute = runStep(run, started.module, 'execute', started.inputs)
     let timer: NodeJS.Timeout | undefined
-    // The activity's `timeout`: past it the component is aborted and the node fails, whatever
-    // the component does with its signal (a late result is ignored).
+    let expired = false
+    // The activity's `timeout_config` (or older `timeout`): past it the component is aborted and
+    // the node fails (and, with forced_fail_and_skip, is skipped), whatever the component does
+    // with its signal (a late result is ignored).
     const timedOut = started.timeoutMs
       ? new Promise<ComponentResult>((resolve) => {
           timer = setTimeout(() => {
+            expired = true
             const error = `timed out after ${started.timeoutMs! / 1000} s (the activity's timeout)`
+            logLine(run, `engine: ${error}; aborting the component`)
             run.controller.abort(new Error(error))
             resolve({ status: 'failed', error })
           }, started.timeoutMs)
@@ -390,7 +466,12 @@ export function createWorker(o: WorkerOptions): Worker {
       : null
     const result = timedOut ? await Promise.race([execute, timedOut]) : await execute
     clearTimeout(timer)
-    await complete(run, started.module, result)
+    await complete(
+      run,
+      started.module,
+      result,
+      expired ? (started.timeoutAction ?? 'forced_fail') : undefined,
+    )
   }
 
   /** A due timer (or a delivered callback): the node is RUNNING; run its `schedule` step. */
@@ -412,6 +493,7 @@ export function createWorker(o: WorkerOptions): Worker {
       await complete(run, undefined, { status: 'failed', error: `component ${code} is not registered` })
       return
     }
+    run.log = { loop: node.loop, attempt: node.attempt, pending: '', lines: 0, chars: 0, dropped: 0 }
     const payload = job.payload === null ? {} : (JSON.parse(job.payload) as { callback_data?: unknown })
     await nodeSpan(run, module.code, node.traceparent, async () => {
       let result: ComponentResult = { status: 'finished', outputs: {} }
@@ -540,6 +622,8 @@ export function createWorker(o: WorkerOptions): Worker {
   const renew = async () => {
     const live = [...inFlight.values()].filter((r) => !r.abandoned && !r.released && !r.settled)
     if (live.length === 0) return
+    // A long run's log is visible while it runs: written with each heartbeat.
+    for (const run of live) if (run.log?.pending) await flushLog(run, false)
     try {
       const alive = await renewLeases(
         db,
@@ -568,8 +652,12 @@ export function createWorker(o: WorkerOptions): Worker {
       )
       unlisteners.push(
         await db.listen(REVOKE_CHANNEL, (payload) => {
-          const taskId = Number(payload)
-          if (Number.isInteger(taskId)) abortTask(taskId, `task ${taskId} was revoked`)
+          // `<task id>` (revoke) or `<task id> <node id>` (forced_fail of one node).
+          const [task, nodeId] = payload.split(' ', 2)
+          const taskId = Number(task)
+          if (!Number.isInteger(taskId)) return
+          if (nodeId) abortNode(taskId, nodeId, `node ${nodeId} was forced to fail`)
+          else abortTask(taskId, `task ${taskId} was revoked`)
         }),
       )
     } catch (err) {
@@ -640,5 +728,6 @@ export function createWorker(o: WorkerOptions): Worker {
     stop,
     notifyWork,
     abortTask,
+    abortNode,
   }
 }

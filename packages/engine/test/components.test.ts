@@ -14,6 +14,7 @@ import {
   jobs,
   nodes,
   operate,
+  TESTER,
   waitFor,
   waitForState,
 } from './helpers'
@@ -150,8 +151,7 @@ describe('other built-ins', () => {
     expect(await engine.runningNodes(h.db, id)).toBe(0)
   })
 
-  it('a node callback delivered as a due timer job runs pause_node.schedule with the callback data', async () => {
-    // The node_callback operation is a later release; this is the row it will write.
+  it('a node callback runs pause_node.schedule, which outputs the callback data as callback_data', async () => {
     const b = createTreeBuilder()
     const node = b.activity('pause_node')
     b.chain(b.startId, node, b.endId)
@@ -161,11 +161,15 @@ describe('other built-ins', () => {
       'waiting',
       async () => (await engine.runningNodes(h.db, id)) === 1 && (await jobs(h.db, id)).length === 0,
     )
-    await h.db.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, attempts, payload, created_at)
-      VALUES (${id}, ${node}, 'timer', ${Date.now()}, 0, ${JSON.stringify({ callback_data: { approved: true } })}, ${Date.now()})`)
-    engine.afterCommit([{ kind: 'wake', taskId: id }])
+    await engine.operateNode({
+      ...TESTER,
+      taskId: id,
+      nodeId: node,
+      action: 'callback',
+      data: { approved: true },
+    })
     await waitForState(h.db, id, 'FINISHED')
-    expect((await nodes(h.db, id)).get(node)?.outputs).toEqual({ data: { approved: true } })
+    expect((await nodes(h.db, id)).get(node)?.outputs).toEqual({ callback_data: { approved: true } })
   })
 })
 

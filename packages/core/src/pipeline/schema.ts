@@ -70,6 +70,24 @@ export const ActivitySchema = z
     skippable: z.boolean().optional(),
     /** seconds; null as bk-sops writes it when unset */
     timeout: z.number().positive().nullable().optional(),
+    /** Retry a failed run up to `times` times, `interval` seconds apart (bk-sops's field). */
+    auto_retry: z
+      .looseObject({
+        enable: z.boolean().default(false),
+        interval: z.coerce.number().min(0).max(86_400).default(0),
+        times: z.coerce.number().int().min(0).max(10).default(1),
+      })
+      .nullable()
+      .optional(),
+    /** Forced-fail (and then maybe skip) a run longer than `seconds` (bk-sops's field). */
+    timeout_config: z
+      .looseObject({
+        enable: z.boolean().default(false),
+        seconds: z.coerce.number().positive().max(31_536_000).default(10),
+        action: z.enum(['forced_fail', 'forced_fail_and_skip']).default('forced_fail'),
+      })
+      .nullable()
+      .optional(),
   })
   .transform(singleOutgoing('activity'))
 

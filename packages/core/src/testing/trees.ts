@@ -24,7 +24,13 @@ export type TreeBuilder = {
   readonly endId: string
   activity(
     code: string,
-    opts?: { name?: string; data?: ComponentData; errorIgnorable?: boolean; optional?: boolean },
+    opts?: {
+      name?: string
+      data?: ComponentData
+      errorIgnorable?: boolean
+      optional?: boolean
+      extra?: Record<string, unknown>
+    },
   ): string
   gateway(type: GatewayKind, opts?: { name?: string }): string
   /** A flow; `condition` and `isDefault` set the source gateway's `conditions` / `default_condition`. */
@@ -63,7 +69,13 @@ export function createTreeBuilder(): TreeBuilder {
     endId,
     activity(
       code,
-      { name = `${code} ${++activityCount}`, data = {}, errorIgnorable = false, optional = false } = {},
+      {
+        name = `${code} ${++activityCount}`,
+        data = {},
+        errorIgnorable = false,
+        optional = false,
+        extra = {},
+      } = {},
     ) {
       return addNode('ServiceActivity', name, {
         component: { code, data, version: 'legacy' },
@@ -74,6 +86,7 @@ export function createTreeBuilder(): TreeBuilder {
         loop: null,
         stage_name: '',
         labels: [],
+        ...extra,
       })
     },
     gateway(type, { name = '' } = {}) {

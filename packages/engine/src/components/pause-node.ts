@@ -6,12 +6,13 @@ export const pauseNode = defineComponent({
   name: 'Pause (approval point)',
   version: '1.0',
   inputs: z.object({ description: z.string().optional() }),
-  outputs: z.object({ data: z.unknown() }),
-  // Waits for a node callback (operate_node `callback` or `resume`); no worker is held.
+  outputs: z.object({ callback_data: z.unknown() }),
+  // Waits for a node callback (operate_node `callback` or `resume`); no worker is held. Its output
+  // `callback_data` is the data of the callback that passed it (bk-sops's key).
   async execute() {
     return { status: 'callback' }
   },
   async schedule(_inputs, ctx) {
-    return { status: 'finished', outputs: { data: ctx.callbackData ?? {} } }
+    return { status: 'finished', outputs: { callback_data: ctx.callbackData ?? {} } }
   },
 })

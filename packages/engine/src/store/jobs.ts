@@ -357,3 +357,32 @@ export async function dropTaskJobs(tx: Executor, taskId: number): Promise<number
 export async function deleteJob(tx: Executor, jobId: number): Promise<void> {
   await tx.execute(sql`DELETE FROM jobs WHERE id = ${jobId}`)
 }
+
+/** Drops one node's node and timer jobs (forced_fail, pause of a node already due); how many. */
+export async function dropNodeJobs(tx: Executor, taskId: number, nodeId: string): Promise<number> {
+  return tx.execute(
+    sql`DELETE FROM jobs WHERE task_id = ${taskId} AND node_id = ${nodeId} AND kind IN ('node', 'timer')`,
+  )
+}
+
+/** Delivers a node callback: a `timer` job due now whose payload carries the data (its schedule step reads it). */
+export async function enqueueNodeCallback(
+  tx: Executor,
+  taskId: number,
+  nodeId: string,
+  data: unknown,
+  now: number,
+): Promise<void> {
+  const payload = JSON.stringify({ callback_data: data })
+  await insertJobs(tx, [
+    sql`(${taskId}, ${nodeId}, 'timer', ${now}, ${null}, ${null}, 0, ${payload}, ${now})`,
+  ])
+}
+
+/** True when the node has a `node` job: the run reached it and it waits to start. */
+export async function hasNodeJob(exec: Executor, taskId: number, nodeId: string): Promise<boolean> {
+  const rows = await exec.query(
+    sql`SELECT id FROM jobs WHERE task_id = ${taskId} AND node_id = ${nodeId} AND kind = 'node' LIMIT 1`,
+  )
+  return rows.length > 0
+}

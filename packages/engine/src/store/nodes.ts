@@ -32,7 +32,13 @@ export async function loadNodes(
     error: string | null
     started_at: number | null
     finished_at: number | null
-  }>(sql`SELECT node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, error, started_at, finished_at
+    held: unknown
+    wait: 'callback' | 'retry' | null
+    retry_kind: 'manual' | 'automatic' | null
+    auto_retries: number
+    input_overrides: string | null
+  }>(sql`SELECT node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, error, started_at, finished_at,
+                held, wait, retry_kind, auto_retries, input_overrides
          FROM node_states WHERE task_id = ${taskId} ${filter}`)
   const nodes = new Map<string, NodeRow>()
   for (const r of rows) {
@@ -49,6 +55,11 @@ export async function loadNodes(
       error: r.error,
       startedAt: r.started_at === null ? null : Number(r.started_at),
       finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+      held: Boolean(r.held),
+      wait: r.wait,
+      retryKind: r.retry_kind,
+      autoRetries: Number(r.auto_retries),
+      inputOverrides: r.input_overrides,
     })
   }
   return nodes
@@ -58,9 +69,21 @@ export async function readNodeInputs(
   exec: Executor,
   taskId: number,
   nodeId: string,
-): Promise<{ state: NodeState; inputs: unknown; traceparent: string | null } | null> {
-  const [row] = await exec.query<{ state: NodeState; inputs: string | null; traceparent: string | null }>(
-    sql`SELECT state, inputs, (SELECT traceparent FROM tasks WHERE id = ${taskId}) AS traceparent
+): Promise<{
+  state: NodeState
+  inputs: unknown
+  traceparent: string | null
+  loop: number
+  attempt: number
+} | null> {
+  const [row] = await exec.query<{
+    state: NodeState
+    inputs: string | null
+    traceparent: string | null
+    loop: number
+    attempt: number
+  }>(
+    sql`SELECT state, inputs, loop, attempt, (SELECT traceparent FROM tasks WHERE id = ${taskId}) AS traceparent
         FROM node_states WHERE task_id = ${taskId} AND node_id = ${nodeId}`,
   )
   if (!row) return null
@@ -68,6 +91,8 @@ export async function readNodeInputs(
     state: row.state,
     inputs: row.inputs === null ? {} : JSON.parse(row.inputs),
     traceparent: row.traceparent ?? null,
+    loop: Number(row.loop),
+    attempt: Number(row.attempt),
   }
 }
 
@@ -96,19 +121,22 @@ export async function applyPlan(
         r,
       ) => sql`(${taskId}, ${r.nodeId}, ${r.state}, ${r.version}, ${r.loop}, ${r.retry}, ${r.skip}, ${r.errorIgnored},
                  ${r.arrivals}, ${r.expected}, ${r.attempt}, ${r.inputs ?? null}, ${r.outputs ?? null}, ${r.error},
-                 ${r.startedAt}, ${r.finishedAt})`,
+                 ${r.startedAt}, ${r.finishedAt}, ${r.held}, ${r.wait}, ${r.retryKind}, ${r.autoRetries}, ${r.inputOverrides})`,
     )
     await tx.execute(sql`INSERT INTO node_states
-        (task_id, node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, inputs, outputs, error, started_at, finished_at)
+        (task_id, node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, inputs, outputs, error, started_at, finished_at,
+         held, wait, retry_kind, auto_retries, input_overrides)
       VALUES ${join(values)}
       ON CONFLICT (task_id, node_id) DO UPDATE SET
         state = excluded.state, version = excluded.version, loop = excluded.loop, retry = excluded.retry, skip = excluded.skip,
         error_ignored = excluded.error_ignored, arrivals = excluded.arrivals, expected = excluded.expected,
         attempt = excluded.attempt, inputs = COALESCE(excluded.inputs, node_states.inputs),
         outputs = COALESCE(excluded.outputs, node_states.outputs), error = excluded.error,
-        started_at = excluded.started_at, finished_at = excluded.finished_at`)
+        started_at = excluded.started_at, finished_at = excluded.finished_at, held = excluded.held, wait = excluded.wait,
+        retry_kind = excluded.retry_kind, auto_retries = excluded.auto_retries, input_overrides = excluded.input_overrides`)
   }
   for (const h of plan.historyCloses) {
+    if (h.log !== undefined) await appendAttemptLog(tx, taskId, h.nodeId, h.loop, h.attempt, h.log)
     await tx.execute(sql`UPDATE node_histories SET state = ${h.state}, outputs = ${h.outputs}, error = ${h.error}, finished_at = ${h.finishedAt}
       WHERE task_id = ${taskId} AND node_id = ${h.nodeId} AND loop = ${h.loop} AND attempt = ${h.attempt} AND finished_at IS NULL`)
   }
@@ -117,13 +145,14 @@ export async function applyPlan(
       (
         h,
       ) => sql`(${taskId}, ${h.nodeId}, ${h.loop}, ${h.attempt}, ${h.state}, ${h.worker}, ${h.inputs}, ${h.outputs}, ${h.error},
-                 ${h.startedAt}, ${h.finishedAt})`,
+                 ${h.startedAt}, ${h.finishedAt}, ${h.version}, ${h.retryKind}, ${h.skip}, ${h.log})`,
     )
     await tx.execute(sql`INSERT INTO node_histories
-        (task_id, node_id, loop, attempt, state, worker, inputs, outputs, error, started_at, finished_at)
+        (task_id, node_id, loop, attempt, state, worker, inputs, outputs, error, started_at, finished_at, version, retry_kind, skip, log)
       VALUES ${join(values)}`)
   }
   const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now)
+  for (const later of plan.laterJobs) jobs.push(...nodeJobRows(taskId, [later.nodeId], later.dueAt))
   const callbackEnqueued =
     plan.finish !== undefined && task.callbackUrl !== null && task.callbackStatus === null
   if (callbackEnqueued) jobs.push(callbackJobRow(taskId, now))
@@ -162,4 +191,103 @@ export async function countRunningNodes(exec: Executor, taskId: number): Promise
     sql`SELECT COUNT(*) AS n FROM node_states WHERE task_id = ${taskId} AND state = 'RUNNING'`,
   )
   return Number(row?.n ?? 0)
+}
+
+/**
+ * Appends to one attempt's log. `text` is already bounded by its writer (the worker keeps at most
+ * LOG_LIMITS of a component's lines per attempt; the engine's own lines are short and few).
+ */
+export async function appendAttemptLog(
+  exec: Executor,
+  taskId: number,
+  nodeId: string,
+  loop: number,
+  attempt: number,
+  text: string,
+): Promise<void> {
+  if (text === '') return
+  await exec.execute(sql`UPDATE node_histories SET log = log || ${text}
+    WHERE task_id = ${taskId} AND node_id = ${nodeId} AND loop = ${loop} AND attempt = ${attempt}`)
+}
+
+/** A RUNNING node now waits for `wait` (a callback) or for nothing. */
+export async function setNodeWait(
+  tx: Executor,
+  taskId: number,
+  nodeId: string,
+  wait: 'callback' | null,
+): Promise<void> {
+  await tx.execute(
+    sql`UPDATE node_states SET wait = ${wait} WHERE task_id = ${taskId} AND node_id = ${nodeId} AND state = 'RUNNING'`,
+  )
+}
+
+/**
+ * A node operation's compare-and-set: the node's version moves from `expected` to `next` only if
+ * nobody moved it meanwhile (a row that does not exist yet is inserted, once). False: it moved on;
+ * the caller reads again and decides again.
+ */
+export async function compareAndSetNode(
+  tx: Executor,
+  taskId: number,
+  nodeId: string,
+  expected: number | null,
+  next: number,
+): Promise<boolean> {
+  if (expected === null) {
+    const n = await tx.execute(sql`INSERT INTO node_states (task_id, node_id, state, version)
+      VALUES (${taskId}, ${nodeId}, 'READY', ${next}) ON CONFLICT (task_id, node_id) DO NOTHING`)
+    return n === 1
+  }
+  const n = await tx.execute(sql`UPDATE node_states SET version = ${next}
+    WHERE task_id = ${taskId} AND node_id = ${nodeId} AND version = ${expected}`)
+  return n === 1
+}
+
+/** One node's attempts, oldest first (the node detail's histories). */
+export async function readAttempts(exec: Executor, taskId: number, nodeId: string) {
+  const rows = await exec.query<{
+    id: number
+    loop: number
+    attempt: number
+    state: NodeState
+    version: number
+    retry_kind: 'manual' | 'automatic' | null
+    skip: unknown
+    inputs: string | null
+    outputs: string | null
+    error: string | null
+    started_at: number | string
+    finished_at: number | string | null
+  }>(sql`SELECT id, loop, attempt, state, version, retry_kind, skip, inputs, outputs, error, started_at, finished_at
+         FROM node_histories WHERE task_id = ${taskId} AND node_id = ${nodeId} ORDER BY id`)
+  return rows.map((r) => ({
+    id: Number(r.id),
+    loop: Number(r.loop),
+    attempt: Number(r.attempt),
+    state: r.state,
+    version: Number(r.version),
+    retryKind: r.retry_kind,
+    skip: Boolean(r.skip),
+    inputs: r.inputs === null ? null : (JSON.parse(r.inputs) as unknown),
+    outputs: r.outputs === null ? null : (JSON.parse(r.outputs) as unknown),
+    error: r.error,
+    startedAt: Number(r.started_at),
+    finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+  }))
+}
+export type Attempt = Awaited<ReturnType<typeof readAttempts>>[number]
+
+/** One attempt's log: by history id, or the newest attempt's. */
+export async function readAttemptLog(
+  exec: Executor,
+  taskId: number,
+  nodeId: string,
+  historyId?: number,
+): Promise<{ id: number; log: string } | null> {
+  const which = historyId === undefined ? empty : sql`AND id = ${historyId}`
+  const [row] = await exec.query<{ id: number; log: string }>(
+    sql`SELECT id, log FROM node_histories WHERE task_id = ${taskId} AND node_id = ${nodeId} ${which} ORDER BY id DESC LIMIT 1`,
+  )
+  return row ? { id: Number(row.id), log: row.log } : null
 }
