@@ -49,7 +49,17 @@ export const GetTaskNodeDataParamsSchema = NodeParamsSchema.extend({
   subprocess_stack: z.unknown().optional(),
   loop: IdSchema.optional(),
 })
-export const GetTaskNodeLogParamsSchema = NodeParamsSchema.extend({ history_id: IdSchema.optional() })
+/**
+ * One attempt's log: `history_id` (a node detail's history) or bk-sops's `version` (the node's
+ * version when the attempt ran) names it; neither: the newest. `page` / `page_size` page over its
+ * lines (without them the whole log comes back).
+ */
+export const GetTaskNodeLogParamsSchema = NodeParamsSchema.extend({
+  history_id: IdSchema.optional(),
+  version: version.optional(),
+  page: legacyFields.count(1, 1_000_000).optional(),
+  page_size: legacyFields.count(1, 10_000).optional(),
+})
 
 export type OperateNodeParams = z.output<typeof OperateNodeParamsSchema>
 export type NodeCallbackParams = z.output<typeof NodeCallbackParamsSchema>

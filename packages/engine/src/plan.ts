@@ -178,6 +178,8 @@ export interface Plan {
   laterJobs: Array<{ nodeId: string; dueAt: number }>
   /** Automatic retries this plan began (telemetry). */
   autoRetried: number
+  /** Nodes left FAILED (no automatic retry left, not skipped): each a callback_url event. */
+  failedNodes: Array<{ nodeId: string; version: number }>
   /** The task's constants when a node's outputs changed them. */
   constants?: Record<string, Constant>
   /** The end event was reached: the task moves to FINISHED with these outputs. */
@@ -230,6 +232,7 @@ class Planner {
     jobs: [],
     laterJobs: [],
     autoRetried: 0,
+    failedNodes: [],
     bugs: [],
   }
   private constants: Record<string, Constant>
@@ -445,6 +448,7 @@ class Planner {
     row.error = error
     row.wait = null
     this.closeHistory(row, 'FAILED', null, error, log ?? logLine(this.ctx.now, `failed: ${error}`))
+    this.plan.failedNodes.push({ nodeId: row.nodeId, version: row.version })
   }
 
   // ---- routing ------------------------------------------------------------------------------
@@ -696,6 +700,7 @@ class Planner {
   skipFailed(nodeId: string, flowIds: readonly string[], why: string) {
     const row = this.touch(nodeId)
     if (!this.move(row, 'FINISHED', { skip: true })) return
+    this.plan.failedNodes = this.plan.failedNodes.filter((f) => f.nodeId !== nodeId)
     row.skip = true
     row.finishedAt = this.ctx.now
     const node = this.ctx.graph.graph.nodes.get(nodeId)

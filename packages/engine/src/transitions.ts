@@ -43,7 +43,7 @@ import {
   deleteJob,
   dropNodeJobs,
   dropTaskJobs,
-  enqueueCallback,
+  enqueueCallbackEvent,
   enqueueNodeCallback,
   fenceReason,
   type GraphCache,
@@ -163,7 +163,15 @@ export async function revokeRun(env: TransitionEnv, tx: Executor, taskId: number
   logBugs(env, taskId, plan)
   await closeOpenHistories(tx, taskId, 'REVOKED', at)
   await apply(env, tx, taskId, task, ctx, plan, at)
-  await enqueueCallback(tx, taskId, task, at)
+  await enqueueCallbackEvent(
+    tx,
+    taskId,
+    task,
+    'revoked',
+    '',
+    { task_id: taskId, task_success: false, task_status: 'REVOKED', task_outputs: [] },
+    at,
+  )
   tx.afterCommit(() =>
     env.telemetry.taskEnded({
       state: 'REVOKED',
@@ -324,7 +332,13 @@ export async function giveUpJob(
 ): Promise<Applied | null> {
   if (job.kind === 'callback') {
     if (!(await deleteHeldJob(tx, job, env.workerId))) return null
-    await recordCallbackOutcome(tx, job.taskId, { status: 'failed', attempts: job.attempts, error })
+    const callbackId = job.payload === null ? null : Number(job.payload)
+    await recordCallbackOutcome(tx, job.taskId, callbackId, {
+      status: 'failed',
+      attempts: job.attempts,
+      error,
+      at,
+    })
     return null
   }
   const task = await lockTask(tx, job.taskId)
@@ -351,9 +365,16 @@ export async function recordCallbackTry(
   job: ClaimedJob,
   error: string | null,
   retryAt: number | null,
+  at: number,
 ): Promise<void> {
+  const callbackId = job.payload === null ? null : Number(job.payload)
   if (error === null) {
-    await recordCallbackOutcome(tx, job.taskId, { status: 'success', attempts: job.attempts, error: null })
+    await recordCallbackOutcome(tx, job.taskId, callbackId, {
+      status: 'success',
+      attempts: job.attempts,
+      error: null,
+      at,
+    })
     await deleteJob(tx, job.id)
     return
   }
@@ -362,10 +383,11 @@ export async function recordCallbackTry(
       ? await deleteHeldJob(tx, job, env.workerId)
       : await deferHeldJob(tx, job, env.workerId, retryAt, 'callback')
   if (!held) return
-  await recordCallbackOutcome(tx, job.taskId, {
+  await recordCallbackOutcome(tx, job.taskId, callbackId, {
     status: retryAt === null ? 'failed' : 'pending',
     attempts: job.attempts,
     error,
+    at,
   })
 }
 

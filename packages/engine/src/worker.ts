@@ -509,7 +509,7 @@ export function createWorker(o: WorkerOptions): Worker {
 
   const runCallbackJob = async (run: Run) => {
     const { job } = run
-    const target = await readCallbackTarget(db, job.taskId)
+    const target = await readCallbackTarget(db, job.taskId, job.payload === null ? null : Number(job.payload))
     if (!target) {
       await db.tx((tx) => dropStaleJob(env, tx, job))
       return
@@ -521,7 +521,7 @@ export function createWorker(o: WorkerOptions): Worker {
       error === null || job.attempts >= CALLBACK_MAX_ATTEMPTS
         ? null
         : now() + callbackBackoff(job.attempts, o.callbackRetryMs)
-    await db.tx((tx) => recordCallbackTry(env, tx, job, error, retryAt))
+    await db.tx((tx) => recordCallbackTry(env, tx, job, error, retryAt, now()))
     if (error !== null)
       logger.warn({ taskId: job.taskId, attempt: job.attempts, error }, 'callback_url failed')
   }

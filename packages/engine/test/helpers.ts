@@ -41,13 +41,13 @@ export async function createHarness(): Promise<Harness> {
 export async function insertTask(
   db: Db,
   tree: unknown,
-  opts: { callbackUrl?: string; name?: string; projectId?: number } = {},
+  opts: { callbackUrl?: string; callbackVersion?: 'v1' | 'v2'; name?: string; projectId?: number } = {},
 ): Promise<number> {
   const constants = (tree as { constants?: unknown }).constants ?? {}
   const [row] = await db.query<{ id: number }>(sql`INSERT INTO tasks
-      (project_id, name, creator, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, created_at)
+      (project_id, name, creator, state, version, event_seq, pipeline_tree, constants, outputs, callback_url, callback_version, created_at)
     VALUES (${opts.projectId ?? 1}, ${opts.name ?? 'task'}, 'tester', 'CREATED', 0, 0, ${JSON.stringify(tree)}, ${JSON.stringify(constants)}, '{}',
-            ${opts.callbackUrl ?? null}, ${Date.now()})
+            ${opts.callbackUrl ?? null}, ${opts.callbackVersion ?? 'v1'}, ${Date.now()})
     RETURNING id`)
   return Number(row!.id)
 }

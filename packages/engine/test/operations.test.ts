@@ -186,7 +186,11 @@ describe('revoke', () => {
       await waitFor('callback recorded', async () => (await task(h.db, id)).callback_status === 'success')
       await new Promise((r) => setTimeout(r, 300))
       expect(receiver.calls).toHaveLength(1)
-      expect(JSON.parse(receiver.calls[0]!.body)).toEqual({ task_id: id, task_status: 'REVOKED' })
+      expect(Object.fromEntries(new URLSearchParams(receiver.calls[0]!.body))).toEqual({
+        task_id: String(id),
+        task_success: 'False',
+        task_status: 'REVOKED',
+      })
       expect(await jobs(h.db, id)).toEqual([])
       const t = await task(h.db, id)
       expect(t.callback_attempts).toBe(1)
@@ -264,7 +268,11 @@ describe('callback_url', () => {
       await new Promise((r) => setTimeout(r, 200))
       expect(receiver.calls).toHaveLength(1)
       expect(receiver.calls[0]).toMatchObject({ method: 'POST', url: '/done' })
-      expect(JSON.parse(receiver.calls[0]!.body)).toEqual({ task_id: id, task_status: 'FINISHED' })
+      expect(Object.fromEntries(new URLSearchParams(receiver.calls[0]!.body))).toEqual({
+        task_id: String(id),
+        task_success: 'True',
+        task_status: 'FINISHED',
+      })
     } finally {
       await receiver.close()
     }

@@ -12,6 +12,9 @@ import {
   GetTaskDetailParamsSchema,
   GetTaskEffectiveTimeParamsSchema,
   GetTaskListParamsSchema,
+  GetTaskNodeDataParamsSchema,
+  GetTaskNodeDetailParamsSchema,
+  GetTaskNodeLogParamsSchema,
   GetTaskOperateRecordParamsSchema,
   GetTaskStatusParamsSchema,
   GetTasksManualInterventionStateParamsSchema,
@@ -24,6 +27,8 @@ import {
   ImportCommonTemplateParamsSchema,
   ImportProjectTemplateParamsSchema,
   ModifyConstantsForTaskParamsSchema,
+  NodeCallbackParamsSchema,
+  OperateNodeParamsSchema,
   OperateTaskParamsSchema,
   PluginGatewayCreateRunParamsSchema,
   PluginGatewayDetailParamsSchema,
@@ -39,6 +44,7 @@ import {
 import type { z } from 'zod'
 import type { Caller } from '../services/auth'
 import type { Deps } from '../services/deps'
+import * as nodes from '../services/nodes'
 import * as gateway from '../services/plugin-gateway'
 import * as plugins from '../services/plugins'
 import { refOf as ref } from '../services/projects'
@@ -63,6 +69,44 @@ export interface LegacyApi<S extends z.ZodType = z.ZodType> {
 }
 
 const api = <S extends z.ZodType>(a: LegacyApi<S>) => a as unknown as LegacyApi
+
+/** The node APIs (operate_node and node_callback write, the rest read); bk-sops's fields. */
+const NODE_APIS: Record<string, LegacyApi> = {
+  operate_node: api({
+    method: 'POST',
+    params: OperateNodeParamsSchema,
+    run: async (d, c, p) => {
+      await nodes.operateNode(d, c, ref(p), p, 'api')
+      return { data: {} }
+    },
+  }),
+  node_callback: api({
+    method: 'POST',
+    params: NodeCallbackParamsSchema,
+    run: async (d, c, p) => {
+      await nodes.operateNode(d, c, ref(p), { ...p, action: 'callback', data: p.callback_data ?? {} }, 'api')
+      return { data: {} }
+    },
+  }),
+  get_task_node_detail: api({
+    method: 'GET',
+    params: GetTaskNodeDetailParamsSchema,
+    run: async (d, c, p) => ({ data: await nodes.nodeDetail(d, c, ref(p), p.task_id, p.node_id) }),
+  }),
+  get_task_node_data: api({
+    method: 'GET',
+    params: GetTaskNodeDataParamsSchema,
+    run: async (d, c, p) => ({ data: await nodes.nodeData(d, c, ref(p), p.task_id, p.node_id) }),
+  }),
+  get_task_node_log: api({
+    method: 'GET',
+    params: GetTaskNodeLogParamsSchema,
+    run: async (d, c, p) => {
+      const { log, page } = await nodes.nodeLog(d, c, ref(p), p.task_id, p.node_id, p)
+      return { data: log, extra: { page } }
+    },
+  }),
+}
 
 /** The legacy APIs (docs/legacy-api.md lists them), each an adapter: params in, one service call, data out. */
 export const LEGACY_APIS: Record<string, LegacyApi> = {
@@ -289,4 +333,5 @@ export const LEGACY_APIS: Record<string, LegacyApi> = {
     run: async (d, c, p) => ({ data: await gateway.cancelRun(d, c, p.run_id) }),
   }),
   ...SCHEDULE_APIS,
+  ...NODE_APIS,
 }

@@ -186,6 +186,7 @@ export async function nodeDetail(
       ex_data: '',
       histories: [],
       history_id: null,
+      children: {},
     }
   }
   const attempts = await readAttempts(deps.db, taskId, nodeId)
@@ -214,6 +215,7 @@ export async function nodeDetail(
     ex_data: row.error ?? '',
     histories: earlier.map((a, i) => historyOf(deps, a, i)),
     history_id: current?.id ?? null,
+    children: {},
     auto_retry_info: {
       enable: autoRetry?.enable === true,
       interval: Number(autoRetry?.interval ?? 0),
@@ -236,6 +238,7 @@ export async function nodeData(deps: Deps, caller: Caller, ref: ProjectRef, task
     if (c.source_type !== 'component_outputs') continue
     for (const outputKey of c.source_info?.[nodeId] ?? []) fed.set(outputKey, key)
   }
+  const attempts = row ? await readAttempts(deps.db, taskId, nodeId) : []
   return {
     inputs: (parse(row?.inputs ?? null) as Record<string, unknown> | null) ?? inputsNow(activity, constants),
     outputs: Object.entries(outputs).map(([key, value]) => ({
@@ -245,6 +248,14 @@ export async function nodeData(deps: Deps, caller: Caller, ref: ProjectRef, task
       preset: !fed.has(key),
     })),
     ex_data: row?.error ?? '',
+    /** Each ended attempt, newest first (bk-sops's execution_time). */
+    execution_time: attempts
+      .filter((a) => a.finishedAt !== null)
+      .reverse()
+      .map((a) => ({
+        archived_time: new Date(a.finishedAt!).toISOString(),
+        elapsed_time: elapsed(a.startedAt, a.finishedAt, deps.now()),
+      })),
   }
 }
 
@@ -255,13 +266,37 @@ export async function nodeLog(
   ref: ProjectRef,
   taskId: number,
   nodeId: string,
-  historyId?: number,
-): Promise<string> {
+  which: {
+    history_id?: number | undefined
+    version?: number | undefined
+    page?: number | undefined
+    page_size?: number | undefined
+  } = {},
+): Promise<{
+  log: string
+  history_id: number | null
+  page: { page: number; page_size: number; total: number }
+}> {
   await resolveTask(deps, caller, ref, taskId, 'task_view')
   await loadNode(deps, taskId, nodeId)
-  const log = await readAttemptLog(deps.db, taskId, nodeId, historyId)
-  if (!log && historyId !== undefined) {
-    throw new NotFoundError(`node[${nodeId}] of task[${taskId}] has no history ${historyId}`)
+  const found = await readAttemptLog(deps.db, taskId, nodeId, {
+    historyId: which.history_id,
+    version: which.version,
+  })
+  if (!found && which.history_id !== undefined) {
+    throw new NotFoundError(`node[${nodeId}] of task[${taskId}] has no history ${which.history_id}`)
   }
-  return log?.log ?? ''
+  if (!found && which.version !== undefined) {
+    throw new NotFoundError(`node[${nodeId}] of task[${taskId}] has no attempt of version ${which.version}`)
+  }
+  const lines = (found?.log ?? '').split('\n').filter((l) => l !== '')
+  const paged = which.page !== undefined || which.page_size !== undefined
+  const size = which.page_size ?? (paged ? 30 : Math.max(1, lines.length))
+  const page = which.page ?? 1
+  const shown = paged ? lines.slice((page - 1) * size, page * size) : lines
+  return {
+    log: shown.map((l) => `${l}\n`).join(''),
+    history_id: found?.id ?? null,
+    page: { page, page_size: size, total: lines.length },
+  }
 }

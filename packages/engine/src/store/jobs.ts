@@ -311,8 +311,10 @@ export function nodeJobRows(taskId: number, nodeIds: readonly string[], now: num
   )
 }
 
-export function callbackJobRow(taskId: number, now: number): Sql {
-  return sql`(${taskId}, '', 'callback', ${now}, ${null}, ${null}, 0, ${null}, ${now}, ${false})`
+/** A callback_url job; its payload is the task_callbacks row to send (null: an older job, see readCallbackTarget). */
+export function callbackJobRow(taskId: number, now: number, callbackId: number | null = null): Sql {
+  const payload = callbackId === null ? null : String(callbackId)
+  return sql`(${taskId}, '', 'callback', ${now}, ${null}, ${null}, 0, ${payload}, ${now}, ${false})`
 }
 
 /** Inserts job rows built by nodeJobRows / callbackJobRow, in one statement. */
@@ -375,7 +377,7 @@ export async function enqueueNodeCallback(
 ): Promise<void> {
   const payload = JSON.stringify({ callback_data: data })
   await insertJobs(tx, [
-    sql`(${taskId}, ${nodeId}, 'timer', ${now}, ${null}, ${null}, 0, ${payload}, ${now})`,
+    sql`(${taskId}, ${nodeId}, 'timer', ${now}, ${null}, ${null}, 0, ${payload}, ${now}, ${false})`,
   ])
 }
 

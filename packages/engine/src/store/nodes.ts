@@ -3,8 +3,8 @@ import type { NodeState } from '@stdops/core'
 import { type Executor, empty, join, type Sql, sql } from '@stdops/db'
 import type { NodeRow, Plan } from '../plan'
 import { insertEvents } from './events'
-import { callbackJobRow, insertJobs, nodeJobRows } from './jobs'
-import type { LockedTask } from './tasks'
+import { insertJobs, nodeJobRows } from './jobs'
+import { enqueueCallbackEvent, type LockedTask, taskOutputList } from './tasks'
 
 /** The task's node rows: all of them, those in `only.states`, or those of `only.ids`. */
 export async function loadNodes(
@@ -153,10 +153,37 @@ export async function applyPlan(
   }
   const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now)
   for (const later of plan.laterJobs) jobs.push(...nodeJobRows(taskId, [later.nodeId], later.dueAt))
-  const callbackEnqueued =
-    plan.finish !== undefined && task.callbackUrl !== null && task.callbackStatus === null
-  if (callbackEnqueued) jobs.push(callbackJobRow(taskId, now))
   await insertJobs(tx, jobs)
+  let callbacks = 0
+  if (task.callbackUrl !== null) {
+    const constants = plan.constants ?? task.constants
+    const shown = task.state === 'RUNNING' ? 'FAILED' : task.state
+    for (const f of plan.failedNodes) {
+      const record = { task_id: taskId, task_success: false, task_status: shown, task_outputs: [] }
+      if (
+        await enqueueCallbackEvent(
+          tx,
+          taskId,
+          task,
+          `node_failed:${f.nodeId}:${f.version}`,
+          f.nodeId,
+          record,
+          now,
+        )
+      )
+        callbacks += 1
+    }
+    if (plan.finish) {
+      const record = {
+        task_id: taskId,
+        task_success: true,
+        task_status: 'FINISHED',
+        task_outputs: taskOutputList(constants, plan.finish.outputs),
+      }
+      if (await enqueueCallbackEvent(tx, taskId, task, 'finished', '', record, now)) callbacks += 1
+    }
+  }
+  const callbackEnqueued = callbacks > 0
 
   await insertEvents(tx, taskId, task.eventSeq + 1, plan.events, now)
   const sets: Sql[] = []
@@ -166,10 +193,9 @@ export async function applyPlan(
     sets.push(sql`state = 'FINISHED'`, sql`version = version + 1`, sql`finished_at = ${now}`)
     sets.push(sql`outputs = ${JSON.stringify(plan.finish.outputs)}`)
   }
-  if (callbackEnqueued) sets.push(sql`callback_status = 'pending'`)
   if (sets.length > 0) await tx.execute(sql`UPDATE tasks SET ${join(sets)} WHERE id = ${taskId}`)
   return {
-    jobs: plan.jobs.length + (callbackEnqueued ? 1 : 0),
+    jobs: plan.jobs.length + callbacks,
     finished: plan.finish !== undefined,
     callbackEnqueued,
   }
@@ -278,16 +304,21 @@ export async function readAttempts(exec: Executor, taskId: number, nodeId: strin
 }
 export type Attempt = Awaited<ReturnType<typeof readAttempts>>[number]
 
-/** One attempt's log: by history id, or the newest attempt's. */
+/** One attempt's log: by history id, by the node version it ran under, or the newest attempt's. */
 export async function readAttemptLog(
   exec: Executor,
   taskId: number,
   nodeId: string,
-  historyId?: number,
+  which: { historyId?: number | undefined; version?: number | undefined } = {},
 ): Promise<{ id: number; log: string } | null> {
-  const which = historyId === undefined ? empty : sql`AND id = ${historyId}`
+  const by =
+    which.historyId !== undefined
+      ? sql`AND id = ${which.historyId}`
+      : which.version !== undefined
+        ? sql`AND version = ${which.version}`
+        : empty
   const [row] = await exec.query<{ id: number; log: string }>(
-    sql`SELECT id, log FROM node_histories WHERE task_id = ${taskId} AND node_id = ${nodeId} ${which} ORDER BY id DESC LIMIT 1`,
+    sql`SELECT id, log FROM node_histories WHERE task_id = ${taskId} AND node_id = ${nodeId} ${by} ORDER BY id DESC LIMIT 1`,
   )
   return row ? { id: Number(row.id), log: row.log } : null
 }

@@ -86,15 +86,48 @@ export class GraphCache {
   }
 }
 
-/** Enqueues the task's callback_url job unless there is none or it was enqueued before. */
-export async function enqueueCallback(
+/**
+ * The task's callback record, as bk-sops sends it: `task_id`, `task_success`, and (ours)
+ * `task_status`, the displayed state; `task_outputs` is sent with callback_version v2 only.
+ */
+export interface CallbackRecord {
+  task_id: number
+  task_success: boolean
+  task_status: string
+  task_outputs: Array<{ key: string; name: string; value: unknown }>
+}
+
+/** The task outputs as get_task_detail lists them: `{key, name, value}` for each output constant. */
+export function taskOutputList(
+  constants: Record<string, Constant>,
+  outputs: Record<string, unknown>,
+): CallbackRecord['task_outputs'] {
+  return Object.entries(outputs).map(([key, value]) => ({ key, name: constants[key]?.name ?? key, value }))
+}
+
+/**
+ * Records one callback_url event of the task (`finished`, `revoked`, `node_failed:<node>:<version>`)
+ * and its job, in the caller's transaction. An event is recorded once: a second try of the same
+ * event (a replayed transaction, a retried decision) inserts nothing. False when the task has no
+ * callback_url or the event was recorded before.
+ */
+export async function enqueueCallbackEvent(
   tx: Executor,
   taskId: number,
-  task: LockedTask,
+  task: Pick<LockedTask, 'callbackUrl'>,
+  event: string,
+  nodeId: string,
+  record: CallbackRecord,
   now: number,
 ): Promise<boolean> {
-  if (task.callbackUrl === null || task.callbackStatus !== null) return false
-  await insertJobs(tx, [callbackJobRow(taskId, now)])
+  if (task.callbackUrl === null) return false
+  const [row] = await tx.query<{
+    id: number
+  }>(sql`INSERT INTO task_callbacks (task_id, event, node_id, body, status, attempts, created_at)
+    VALUES (${taskId}, ${event}, ${nodeId}, ${JSON.stringify(record)}, 'pending', 0, ${now})
+    ON CONFLICT (task_id, event) DO NOTHING RETURNING id`)
+  if (!row) return false
+  await insertJobs(tx, [callbackJobRow(taskId, now, Number(row.id))])
   await tx.execute(sql`UPDATE tasks SET callback_status = 'pending' WHERE id = ${taskId}`)
   return true
 }
@@ -214,27 +247,56 @@ export async function compareAndSetTaskInOneStatement(
 
 export interface CallbackTarget {
   url: string
-  body: { task_id: number; task_status: string }
+  version: 'v1' | 'v2'
+  record: CallbackRecord
 }
 
-/** The task's callback, or null when there is nothing (more) to send. */
-export async function readCallbackTarget(exec: Executor, taskId: number): Promise<CallbackTarget | null> {
-  const [row] = await exec.query<{
+/**
+ * What a callback job sends: its task_callbacks row (`callbackId`), or for a job enqueued before
+ * callback events were recorded (no payload), the task's final state. Null when there is nothing
+ * (more) to send.
+ */
+export async function readCallbackTarget(
+  exec: Executor,
+  taskId: number,
+  callbackId: number | null,
+): Promise<CallbackTarget | null> {
+  const [t] = await exec.query<{
     state: string
     callback_url: string | null
     callback_status: string | null
-  }>(sql`SELECT state, callback_url, callback_status FROM tasks WHERE id = ${taskId}`)
-  if (!row || !row.callback_url || row.callback_status === 'success') return null
-  if (row.state !== 'FINISHED' && row.state !== 'REVOKED') return null
-  return { url: row.callback_url, body: { task_id: taskId, task_status: row.state } }
+    callback_version: string
+  }>(sql`SELECT state, callback_url, callback_status, callback_version FROM tasks WHERE id = ${taskId}`)
+  if (!t?.callback_url) return null
+  const version = t.callback_version === 'v2' ? 'v2' : 'v1'
+  if (callbackId === null) {
+    if (t.callback_status === 'success' || (t.state !== 'FINISHED' && t.state !== 'REVOKED')) return null
+    const record = {
+      task_id: taskId,
+      task_success: t.state === 'FINISHED',
+      task_status: t.state,
+      task_outputs: [],
+    }
+    return { url: t.callback_url, version, record }
+  }
+  const [c] = await exec.query<{ body: string; status: string }>(
+    sql`SELECT body, status FROM task_callbacks WHERE id = ${callbackId} AND task_id = ${taskId}`,
+  )
+  if (!c || c.status === 'success') return null
+  return { url: t.callback_url, version, record: JSON.parse(c.body) as CallbackRecord }
 }
 
-/** Records the outcome of a callback_url try on the task. */
+/** Records the outcome of a callback_url try on its event and, as the latest, on the task. */
 export async function recordCallbackOutcome(
   tx: Executor,
   taskId: number,
-  outcome: { status: 'success' | 'pending' | 'failed'; attempts: number; error: string | null },
+  callbackId: number | null,
+  outcome: { status: 'success' | 'pending' | 'failed'; attempts: number; error: string | null; at: number },
 ): Promise<void> {
+  if (callbackId !== null) {
+    await tx.execute(sql`UPDATE task_callbacks SET status = ${outcome.status}, attempts = ${outcome.attempts},
+      error = ${outcome.error}, sent_at = ${outcome.status === 'success' ? outcome.at : null} WHERE id = ${callbackId}`)
+  }
   await tx.execute(sql`UPDATE tasks SET callback_status = ${outcome.status}, callback_attempts = ${outcome.attempts},
     callback_error = ${outcome.error} WHERE id = ${taskId}`)
 }

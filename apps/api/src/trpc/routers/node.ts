@@ -26,17 +26,12 @@ export const nodeRouter = router({
     .query(({ ctx, input }) =>
       nodes.nodeData(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id),
     ),
-  /** One attempt's log as text: the newest unless `history_id` names one. */
-  log: authedProcedure.input(GetTaskNodeLogParamsSchema).query(async ({ ctx, input }) => ({
-    log: await nodes.nodeLog(
-      ctx.deps,
-      ctx.caller,
-      ref(input),
-      input.task_id,
-      input.node_id,
-      input.history_id,
+  /** One attempt's log as text (`log`): the newest unless `history_id` or `version` names one. */
+  log: authedProcedure
+    .input(GetTaskNodeLogParamsSchema)
+    .query(({ ctx, input }) =>
+      nodes.nodeLog(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id, input),
     ),
-  })),
   /** Any node action: retry, skip, skip_exg, skip_cpg, forced_fail, callback, pause, resume. */
   operate: authedProcedure
     .input(OperateNodeParamsSchema)
