@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { CommandContext } from './commands/context'
 import { login } from './commands/login'
+import { type NodeActionOptions, type NodeVerb, nodeAction, nodeLog, nodeShow } from './commands/node'
 import {
   clockedCreate,
   clockedDelete,
@@ -176,6 +177,68 @@ Exit status: 0 ok, 1 failure (a refusal, a failed or revoked task), 2 usage or a
     .description('follow a task live until it ends: exit 0 FINISHED, 1 FAILED or REVOKED')
     .option('--json', 'print each event as one JSON line')
     .action(run((ctx, id: string, o: { json?: boolean }) => taskWatch(ctx, id, o)))
+
+  const node = program
+    .command('node')
+    .description(
+      'one node of a task: show it, read its log, and retry, skip, fail, call back, approve, pause or resume it',
+    )
+  node
+    .command('show <task> <node>')
+    .description("the node's state, inputs, outputs, error and earlier attempts")
+    .option('--json', 'print JSON')
+    .action(run((ctx, t: string, n: string, o: { json?: boolean }) => nodeShow(ctx, t, n, o)))
+  node
+    .command('log <task> <node>')
+    .description("an attempt's log: the component's lines and the engine's (the newest attempt by default)")
+    .option('--history <id>', 'the attempt (a history id from `node show`)')
+    .option('--json', 'print JSON ({ log, history_id, page })')
+    .action(
+      run((ctx, t: string, n: string, o: { history?: string; json?: boolean }) => nodeLog(ctx, t, n, o)),
+    )
+  const verbs: Array<[NodeVerb, string, (c: Command) => Command]> = [
+    [
+      'retry',
+      'run a FAILED node again (optionally with corrected inputs)',
+      (c) =>
+        c.option(
+          '--input <key=value>',
+          'replace an input for this and later attempts (repeatable; text)',
+          collect,
+          [],
+        ),
+    ],
+    [
+      'skip',
+      'pass a FAILED node and go on (a gateway: along --flow, or --flows with --converge)',
+      (c) =>
+        c
+          .option('--flow <flow_id>', 'an exclusive gateway: the flow to take')
+          .option('--flows <flow_ids>', 'a conditional parallel gateway: the flows to fork, comma-separated')
+          .option('--converge <id>', 'with --flows: the gateway’s converge gateway'),
+    ],
+    ['fail', 'force a RUNNING node to fail: its component is aborted (forced_fail)', (c) => c],
+    [
+      'callback',
+      'deliver data to a node waiting for a callback',
+      (c) =>
+        c
+          .option('--data <json>', 'the callback data: a JSON object, or @file.json')
+          .option('--version <n>', 'refuse unless this is still the node’s version'),
+    ],
+    [
+      'approve',
+      'pass an approval point (pause_node): a callback, with --data if given',
+      (c) => c.option('--data <json>', 'the callback data: a JSON object, or @file.json'),
+    ],
+    ['pause', 'hold a node that has not started: when the run reaches it, it waits', (c) => c],
+    ['resume', 'release a held node (or pass a waiting approval point)', (c) => c],
+  ]
+  for (const [verb, description, options] of verbs) {
+    options(node.command(`${verb} <task> <node>`).description(description))
+      .option('--json', 'print JSON')
+      .action(run((ctx, t: string, n: string, o: NodeActionOptions) => nodeAction(ctx, verb, t, n, o)))
+  }
 
   const periodic = program
     .command('periodic')

@@ -115,6 +115,7 @@ describe('views', () => {
     expect(layoutOf(shortTree())).toEqual({
       order: ['n_start', 'n_set', 'n_sleep', 'n_end'],
       labels: { n_start: 'start', n_end: 'end', n_set: 'Set variables', n_sleep: 'Sleep' },
+      kinds: { n_start: 'event', n_end: 'event', n_set: 'activity', n_sleep: 'activity' },
     })
   })
 
@@ -155,6 +156,9 @@ describe('views', () => {
       ['FAILED', 'Break here', '3s'],
     ])
     expect(text).toContain('n_fail (Break here) failed: disk full')
+    expect(text).toContain(
+      '  to move it on:\n    stdops node retry 4 n_fail [--input key=value ...]\n    stdops node skip 4 n_fail\n',
+    )
   })
 
   it('the live view folds events into node rows with durations; the line view is one line per event', () => {

@@ -5,12 +5,12 @@ import { layoutOf, renderStatus, type StatusTree } from '../output/status'
 import { renderRecord, renderTable } from '../output/table'
 import { type CommandContext, connect, parseId } from './context'
 
-/** `--constant key=value`, repeated: the value is kept as text, as bk-sops constants are. */
-export function parseConstants(pairs: readonly string[]): Record<string, string> {
+/** `--constant key=value` (or `--input`), repeated: the value is kept as text, as bk-sops constants are. */
+export function parseConstants(pairs: readonly string[], flag = '--constant'): Record<string, string> {
   const constants: Record<string, string> = {}
   for (const pair of pairs) {
     const eq = pair.indexOf('=')
-    if (eq <= 0) throw new UsageError(`--constant expects key=value, got '${pair}'`)
+    if (eq <= 0) throw new UsageError(`${flag} expects key=value, got '${pair}'`)
     constants[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
   return constants

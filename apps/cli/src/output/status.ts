@@ -31,6 +31,8 @@ export interface StatusTree {
 export interface TreeLayout {
   order: string[]
   labels: Record<string, string>
+  /** `activity`, a gateway's type (`ExclusiveGateway` …), or `event`. */
+  kinds?: Record<string, string>
 }
 
 type Obj = Record<string, unknown>
@@ -40,12 +42,19 @@ const list = (v: unknown): string[] =>
 
 export function layoutOf(pipelineTree: unknown): TreeLayout {
   const labels: Record<string, string> = {}
+  const kinds: Record<string, string> = {}
   const outgoing: Record<string, string[]> = {}
-  if (!isObj(pipelineTree)) return { order: [], labels }
+  if (!isObj(pipelineTree)) return { order: [], labels, kinds }
   const add = (node: unknown, label: (n: Obj) => string) => {
     if (!isObj(node) || typeof node.id !== 'string') return
     labels[node.id] = label(node)
     outgoing[node.id] = list(node.outgoing)
+    kinds[node.id] =
+      node.type === 'ServiceActivity'
+        ? 'activity'
+        : typeof node.type === 'string' && node.type.endsWith('Gateway')
+          ? node.type
+          : 'event'
   }
   add(pipelineTree.start_event, () => 'start')
   add(pipelineTree.end_event, () => 'end')
@@ -73,7 +82,7 @@ export function layoutOf(pipelineTree: unknown): TreeLayout {
     }
   }
   for (const id of Object.keys(labels)) if (!seen.has(id)) order.push(id)
-  return { order, labels }
+  return { order, labels, kinds }
 }
 
 /** The status tree's nodes in run order (nodes the layout does not know go last, by start time). */
@@ -115,6 +124,31 @@ export function renderStatus(c: Colors, tree: StatusTree, layout: TreeLayout | n
     if (n.state === 'FAILED' || (n.ex_data && n.error_ignored)) {
       text += `\n${c.red(`${n.id} (${nodeLabel(n, layout)}) failed:`)} ${n.ex_data ?? 'no error message'}\n`
     }
+    const moves = n.state === 'FAILED' || n.state === 'SUSPENDED' ? nextCommands(tree.id, n, layout) : []
+    if (n.state === 'SUSPENDED')
+      text += `\n${c.yellow(`${n.id} (${nodeLabel(n, layout)}) is held by a node pause`)}\n`
+    if (moves.length > 0) text += `  to move it on:\n${moves.map((m) => `    ${m}\n`).join('')}`
   }
   return text
+}
+
+/** The commands that would move a FAILED or held node on, by its kind. */
+export function nextCommands(taskId: number, n: Pick<NodeStatus, 'id' | 'state'>, layout: TreeLayout | null) {
+  const at = `${taskId} ${n.id}`
+  if (n.state === 'SUSPENDED') return [`stdops node resume ${at}`]
+  switch (layout?.kinds?.[n.id]) {
+    case 'ExclusiveGateway':
+      return [`stdops node skip ${at} --flow <flow_id>`]
+    case 'ConditionalParallelGateway':
+      return [`stdops node skip ${at} --flows <flow_id,...> --converge <converge_gateway_id>`]
+    case 'activity':
+    case undefined:
+      return [
+        `stdops node retry ${at} [--input key=value ...]`,
+        `stdops node skip ${at}`,
+        `stdops node show ${at}`,
+      ]
+    default:
+      return []
+  }
 }

@@ -1,0 +1,141 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createTreeBuilder } from '@stdops/core/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Harness, type Identity, makeIdentity, startHarness, waitFor } from '../../api/test/harness'
+import { cleanUp, envFor, json, stdops, tempDir, writeJson } from './helpers'
+
+describe('stdops node: a failed node retried to FINISHED, an approval passed', () => {
+  let h: Harness
+  let id: Identity
+  let env: Record<string, string>
+  let dir: string
+  let project: string[]
+  let receiver: { url: string; close(): Promise<void> }
+
+  beforeAll(async () => {
+    h = await startHarness()
+    id = await makeIdentity(h.deps, { role: 'admin' })
+    env = envFor(h, id)
+    dir = tempDir('stdops-nodes-')
+    project = ['--project', String(id.bkBizId)]
+    const server = createServer((req, res) => {
+      res.statusCode = req.url === '/ok' ? 200 : 503
+      res.end('{"up": true}')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    receiver = {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    }
+  })
+  afterAll(async () => {
+    cleanUp()
+    await h?.close()
+    await receiver?.close()
+  })
+
+  const cli = (args: string[]) => stdops([...args, ...project], { env })
+
+  async function startedTask(tree: unknown, name: string): Promise<number> {
+    const file = writeJson(dir, `${name}.json`, tree)
+    const tpl = await cli(['template', 'create', '-f', file, '--name', name, '--json'])
+    expect(tpl.code, tpl.stderr).toBe(0)
+    const created = await cli([
+      'task',
+      'create',
+      '--template',
+      String(json<{ template_id: number }>(tpl).template_id),
+      '--name',
+      name,
+      '--json',
+    ])
+    expect(created.code, created.stderr).toBe(0)
+    const taskId = json<{ task_id: number }>(created).task_id
+    expect((await cli(['task', 'start', String(taskId)])).code).toBe(0)
+    return taskId
+  }
+
+  const displayed = async (taskId: number) =>
+    json<{ state: string }>(await cli(['task', 'status', String(taskId), '--json'])).state
+
+  it('task status names the failed node, its error and the commands; retry --input takes it to FINISHED', async () => {
+    const b = createTreeBuilder()
+    const call = b.activity('bk_http_request', {
+      name: 'Call the service',
+      data: { bk_http_request_url: { hook: false, value: `${receiver.url}/down` } },
+    })
+    b.chain(b.startId, call, b.endId)
+    const taskId = await startedTask(b.build(), 'broken-call')
+    await waitFor(async () => ((await displayed(taskId)) === 'FAILED' ? true : undefined))
+
+    const status = await cli(['task', 'status', String(taskId)])
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.stdout).toContain(`${call} (Call the service) failed: request returned status 503`)
+    expect(status.stdout).toContain(`stdops node retry ${taskId} ${call} [--input key=value ...]`)
+    expect(status.stdout).toContain(`stdops node skip ${taskId} ${call}`)
+
+    const badInput = await cli(['node', 'retry', String(taskId), call, '--input', 'no-equals'])
+    expect(badInput.code).toBe(2)
+    expect(badInput.stderr).toContain("--input expects key=value, got 'no-equals'")
+    const refused = await cli(['node', 'fail', String(taskId), call])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain(`node[${call}] is FAILED; forced_fail needs RUNNING`)
+
+    const retry = await cli([
+      'node',
+      'retry',
+      String(taskId),
+      call,
+      '--input',
+      `bk_http_request_url=${receiver.url}/ok`,
+      '--json',
+    ])
+    expect(retry.code, retry.stderr).toBe(0)
+    expect(json(retry)).toMatchObject({ task_id: taskId, node_id: call, action: 'retry', state: 'READY' })
+    await waitFor(async () => ((await displayed(taskId)) === 'FINISHED' ? true : undefined))
+
+    const show = await cli(['node', 'show', String(taskId), call, '--json'])
+    const detail = json<{ state: string; retry: number; histories: Array<{ ex_data: string }> }>(show)
+    expect(detail).toMatchObject({ state: 'FINISHED', retry: 1 })
+    expect(detail.histories.map((x) => x.ex_data)).toEqual([expect.stringMatching(/status 503/)])
+    const human = await cli(['node', 'show', String(taskId), call])
+    expect(human.stdout).toMatch(/state\s+FINISHED/)
+    expect(human.stdout).toMatch(/HISTORY\s+STATE\s+RETRY/)
+    const log = await cli(['node', 'log', String(taskId), call])
+    expect(log.code, log.stderr).toBe(0)
+    expect(log.stdout).toMatch(/attempt 2 of pass 1 started .*\(manual retry\)/)
+  })
+
+  it('approve passes a pause_node, and callback --data @file delivers data to the next one', async () => {
+    const b = createTreeBuilder()
+    const first = b.activity('pause_node', { name: 'Approve' })
+    const second = b.activity('pause_node', { name: 'Sign off' })
+    b.chain(b.startId, first, second, b.endId)
+    const taskId = await startedTask(b.build(), 'approvals')
+    const waiting = (nodeId: string) =>
+      waitFor(async () => {
+        const d = json<{ waiting_for: string | null }>(
+          await cli(['node', 'show', String(taskId), nodeId, '--json']),
+        )
+        return d.waiting_for === 'callback' ? true : undefined
+      })
+    await waiting(first)
+    const approve = await cli(['node', 'approve', String(taskId), first])
+    expect(approve.code, approve.stderr).toBe(0)
+    expect(approve.stdout).toMatch(/action\s+callback/)
+    await waiting(second)
+    const noData = await cli(['node', 'callback', String(taskId), second])
+    expect(noData.code).toBe(2)
+    const data = writeJson(dir, 'data.json', { signed_by: 'ops' })
+    const cb = await cli(['node', 'callback', String(taskId), second, '--data', `@${data}`])
+    expect(cb.code, cb.stderr).toBe(0)
+    await waitFor(async () => ((await displayed(taskId)) === 'FINISHED' ? true : undefined))
+    const shown = json<{ outputs: Array<{ key: string; value: unknown }> }>(
+      await cli(['node', 'show', String(taskId), second, '--json']),
+    )
+    expect(shown.outputs).toEqual([
+      expect.objectContaining({ key: 'callback_data', value: { signed_by: 'ops' } }),
+    ])
+  })
+})
