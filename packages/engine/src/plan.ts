@@ -438,7 +438,15 @@ class Planner {
     row.errorIgnored = opts.error !== undefined
     const outputs = opts.outputs === undefined ? null : JSON.stringify(opts.outputs)
     if (outputs !== null) row.outputs = outputs
-    this.closeHistory(row, 'FINISHED', outputs, row.error)
+    const isActivity = this.ctx.graph.graph.nodes.get(row.nodeId)?.kind === 'activity'
+    const line = opts.error === undefined ? 'finished' : `failed, error ignored: ${opts.error}`
+    this.closeHistory(
+      row,
+      'FINISHED',
+      outputs,
+      row.error,
+      isActivity ? logLine(this.ctx.now, line) : undefined,
+    )
     return true
   }
 
