@@ -212,7 +212,7 @@ export function createMetrics(opts: {
   })
   const operations = new Counter({
     name: 'stdops_operations_total',
-    help: 'Task operations, by action and result (ok, refused, error)',
+    help: 'Task and node operations, by action (node actions prefixed node_) and result (ok, refused, error)',
     labelNames: ['action', 'result'],
     registers,
   })
