@@ -152,7 +152,12 @@ export async function applyPlan(
       VALUES ${join(values)}`)
   }
   const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now)
-  for (const later of plan.laterJobs) jobs.push(...nodeJobRows(taskId, [later.nodeId], later.dueAt))
+  for (const later of plan.laterJobs) {
+    // Due at the end of an automatic retry's interval (a durable timer, no worker held meanwhile).
+    jobs.push(
+      sql`(${taskId}, ${later.nodeId}, 'node', ${later.dueAt}, ${null}, ${null}, 0, ${null}, ${now}, ${false})`,
+    )
+  }
   await insertJobs(tx, jobs)
   let callbacks = 0
   if (task.callbackUrl !== null) {
