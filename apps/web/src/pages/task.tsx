@@ -78,6 +78,7 @@ export function TaskPage() {
       onToggleWaits={() =>
         void navigate({ search: (prev) => ({ ...prev, waits: prev.waits ? undefined : true }) })
       }
+      onAttempt={(attempt) => void navigate({ search: (prev) => ({ ...prev, attempt }), replace: true })}
       refetchDetail={refetchDetail}
       streamEndedLabel={t('task.streamEnded')}
     />
@@ -99,6 +100,7 @@ function TaskView(props: {
   onSelect: (id: string | null) => void
   onShow: (id: string) => void
   onToggleWaits: () => void
+  onAttempt: (historyId: number | undefined) => void
   refetchDetail: () => void
   streamEndedLabel: string
 }) {
@@ -158,9 +160,17 @@ function TaskView(props: {
         />
         {selected && (
           <NodePanel
+            key={selected.id}
+            bizId={bizId}
+            taskId={taskId}
             node={selected}
-            store={store}
+            graph={graph}
             tree={detail.pipeline_tree}
+            store={store}
+            taskState={state}
+            role={props.role}
+            attempt={search.attempt}
+            onAttempt={props.onAttempt}
             onClose={() => props.onSelect(null)}
           />
         )}
