@@ -320,6 +320,67 @@ describe('the console procedures: task search, changes, several at once, waits, 
     ])
   })
 
+  it('explainWaits: a node held by a node pause, and a failed node waiting for its automatic retry', () => {
+    const base = { pausedAt: null, now: 5000, names: { h: 'H', r: 'R' } }
+    const nodes = [
+      {
+        node_id: 'h',
+        state: 'SUSPENDED',
+        held: true,
+        wait: null,
+        error: null,
+        started_at: null,
+        finished_at: null,
+      },
+      {
+        node_id: 'r',
+        state: 'RUNNING',
+        held: false,
+        wait: 'retry',
+        error: 'flaky',
+        started_at: 1000,
+        finished_at: 2000,
+      },
+    ]
+    const jobs = [{ node_id: 'r', kind: 'node', due_at: 7000, lease_owner: null }]
+    expect(explainWaits({ ...base, taskState: 'RUNNING', nodes, jobs })).toEqual([
+      { node_id: 'h', name: 'H', reason: 'node_paused', since: null, due_at: null, error: null },
+      { node_id: 'r', name: 'R', reason: 'auto_retry', since: 2000, due_at: 7000, error: 'flaky' },
+    ])
+  })
+
+  it('task.waits names the node the run reached that a node pause holds, until it is resumed', async () => {
+    const b = createTreeBuilder()
+    const first = b.activity('sleep_timer', {
+      name: 'first',
+      // Five seconds: time enough, on a loaded machine, to hold the next node and ask before it is reached.
+      data: { bk_timing: { hook: false, value: '5' } },
+    })
+    const held = b.activity('set_variables', {
+      name: 'held',
+      data: { variables: { hook: false, value: { x: 1 } } },
+    })
+    b.chain(b.startId, first, held, b.endId)
+    const template = (await api.template.create.mutate({ ...biz(), name: 'held', pipeline_tree: b.build() }))
+      .template_id
+    const taskId = await newTask(template, 'held on the way')
+    await api.node.operate.mutate({ ...biz(), task_id: taskId, node_id: held, action: 'pause' })
+    // Not reached yet: the timer is what the task waits for, not the held node.
+    const before = await api.task.waits.query({ ...biz(), task_id: taskId })
+    expect(before.waits.map((x) => [x.name, x.reason])).toEqual([['first', 'timer']])
+    const w = await waitFor(async () => {
+      const r = await api.task.waits.query({ ...biz(), task_id: taskId })
+      return r.waits.some((x) => x.reason === 'node_paused') && r.waits.length === 1 ? r : undefined
+    })
+    expect(w.waits).toEqual([expect.objectContaining({ node_id: held, name: 'held', reason: 'node_paused' })])
+    await api.node.operate.mutate({ ...biz(), task_id: taskId, node_id: held, action: 'resume' })
+    await waitFor(async () => {
+      const s = await api.task.status.query({ ...biz(), task_id: taskId })
+      return s.state === 'FINISHED' ? true : undefined
+    })
+    expect((await api.task.waits.query({ ...biz(), task_id: taskId })).waits).toEqual([])
+  })
+
   it("console.projects lists the caller's projects with running, failed and paused counts", async () => {
     const other = await makeIdentity(h.deps, { role: 'viewer' })
     const mine = await api.console.projects.query()

@@ -18,6 +18,10 @@ export const WAIT_REASONS = [
   'timer',
   /** the task is paused: it starts when the task is resumed */
   'task_paused',
+  /** the run reached a node held by a node pause: it starts when the node is resumed */
+  'node_paused',
+  /** failed, and its automatic retry is due at `due_at` */
+  'auto_retry',
   /** failed: waits for an operator (retry, skip) */
   'failed',
   /** due since `since` and not yet taken by a worker: the workers are busy, or none runs */
@@ -40,6 +44,10 @@ export interface NodeWait {
 interface NodeRow {
   node_id: string
   state: string
+  /** held by a node pause */
+  held?: unknown
+  /** what a RUNNING node waits for: `callback`, `retry` (its automatic retry's interval) */
+  wait?: string | null
   error: string | null
   started_at: number | string | null
   finished_at: number | string | null
@@ -78,7 +86,16 @@ export function explainWaits(input: {
     const timer = mine.find((j) => j.kind === 'timer')
     const work = mine.find((j) => j.kind === 'node')
     const started = num(n.started_at)
-    if (n.state === 'FAILED') add(n.node_id, 'failed', num(n.finished_at), null, n.error)
+    const due = timer ?? work
+    if (n.wait === 'retry' && due)
+      add(n.node_id, 'auto_retry', num(n.finished_at), Number(due.due_at), n.error)
+    else if (n.state === 'FAILED') add(n.node_id, 'failed', num(n.finished_at), null, n.error)
+    // Held and reached (a held node the run has not reached yet is not in line: nothing waits on it).
+    else if (
+      Boolean(n.held) &&
+      (n.state === 'SUSPENDED' || (n.state === 'READY' && work && !work.lease_owner))
+    )
+      add(n.node_id, 'node_paused', num(n.started_at) ?? num(n.finished_at))
     else if (n.state === 'RUNNING' || n.state === 'READY') {
       if (timer) add(n.node_id, 'timer', started, Number(timer.due_at))
       else if (work?.lease_owner) add(n.node_id, 'running', started)
@@ -91,10 +108,12 @@ export function explainWaits(input: {
   const order: Record<WaitReason, number> = {
     failed: 0,
     callback: 1,
-    task_paused: 2,
-    backlog: 3,
-    timer: 4,
-    running: 5,
+    node_paused: 2,
+    task_paused: 3,
+    backlog: 4,
+    auto_retry: 5,
+    timer: 6,
+    running: 7,
   }
   return waits.sort((a, b) => order[a.reason] - order[b.reason] || a.node_id.localeCompare(b.node_id))
 }
@@ -108,8 +127,8 @@ export async function taskWaits(deps: Deps, caller: Caller, ref: ProjectRef, tas
       sql`SELECT state, pipeline_tree FROM tasks WHERE id = ${taskId}`,
     ),
     deps.db.query<NodeRow>(
-      sql`SELECT node_id, state, error, started_at, finished_at FROM node_states
-          WHERE task_id = ${taskId} AND state IN ('READY', 'RUNNING', 'FAILED')`,
+      sql`SELECT node_id, state, held, wait, error, started_at, finished_at FROM node_states
+          WHERE task_id = ${taskId} AND state IN ('READY', 'RUNNING', 'FAILED', 'SUSPENDED')`,
     ),
     deps.db.query<JobRow>(
       sql`SELECT node_id, kind, due_at, lease_owner FROM jobs WHERE task_id = ${taskId} AND node_id <> ''`,
