@@ -167,8 +167,11 @@ const common = {
 export const OperateTaskParamsSchema = z.object({
   ...common,
   task_id: IdSchema,
-  /** checked by transitionTask: a missing or unknown action is an invalid operation, not a bad param */
-  action: text.optional(),
+  /**
+   * checked by transitionTask: a missing or unknown action is an invalid operation, not a bad param
+   * (a NUL in it too: it is never stored, so it is just one more unknown action)
+   */
+  action: z.string(required('a string')).optional(),
 })
 
 export const StartTaskParamsSchema = z.object({ ...common, task_id: IdSchema })
