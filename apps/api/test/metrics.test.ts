@@ -164,6 +164,27 @@ describe('GET /metrics', () => {
     }
   })
 
+  it('counts an operator retry of a failed node as manual, once, and nothing as automatic', async () => {
+    h = await startHarness()
+    const id = await makeIdentity(h.deps)
+    const c = legacyClient(h, id)
+    const failing = await createTemplate(c, tree('fail', { message: { hook: false, value: 'on purpose' } }))
+    const taskId = ok<{ task_id: number }>(
+      await c.post('create_and_start_task', { template_id: failing, name: 'r' }),
+    ).task_id
+    await waitForState(c, taskId, 'FAILED')
+    const status = ok<{ children: Record<string, { state: string }> }>(
+      await c.get('get_task_status', { task_id: taskId }),
+    )
+    const failedNode = Object.entries(status.children).find(([, n]) => n.state === 'FAILED')?.[0]
+    expect(failedNode).toBeDefined()
+    expect((await scrape(h.url)).value('stdops_node_retries_total', { kind: 'manual' })).toBe(0)
+    ok(await c.post('operate_node', { task_id: taskId, node_id: failedNode, action: 'retry' }))
+    const m = await scrape(h.url)
+    expect(m.value('stdops_node_retries_total', { kind: 'manual' })).toBe(1)
+    expect(m.value('stdops_node_retries_total', { kind: 'automatic' })).toBe(0)
+  })
+
   it('a scrape over 10,000 tasks can take under 50 ms with nothing cached', async () => {
     h = await startHarness({ env: { STDOPS_METRICS_CACHE_MS: '0' } })
     const id = await makeIdentity(h.deps)
