@@ -129,7 +129,7 @@ export function createServer(deps: Deps, opts: ServerOptions = {}): Server {
   const app = fastifyFor(deps)
 
   app.register(async (legacy) => {
-    // bk-sops reads the raw body as JSON whatever the Content-Type says (esb-api.md §1).
+    // bk-sops reads the raw body as JSON whatever the Content-Type says.
     legacy.removeAllContentTypeParsers()
     legacy.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) =>
       done(null, body),

@@ -27,7 +27,7 @@ const comparable = (r: Reply, id: number) => ({
   keys: Object.keys(r.body).sort(),
 })
 
-describe('project resolution, ownership and permissions (esb-api.md §6)', () => {
+describe('project resolution, ownership and permissions', () => {
   let h: Harness
   let adminA: Identity // admin of project A
   let a: LegacyClient

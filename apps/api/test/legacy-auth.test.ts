@@ -25,7 +25,7 @@ const MSG = {
 
 const header = (creds: Record<string, unknown>) => ({ 'X-Bkapi-Authorization': JSON.stringify(creds) })
 
-describe('authentication (esb-api.md §5)', () => {
+describe('authentication', () => {
   let h: Harness
   let id: Identity
 

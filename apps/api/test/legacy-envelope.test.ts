@@ -18,7 +18,7 @@ async function raw(url: string, init: RequestInit = {}): Promise<EnvelopeReply> 
   return { status: res.status, headers: res.headers, body: JSON.parse(text) }
 }
 
-describe('the legacy envelope and transport (esb-api.md §1, §2)', () => {
+describe('the legacy envelope and transport', () => {
   let h: Harness
   let c: LegacyClient
   let templateId: number

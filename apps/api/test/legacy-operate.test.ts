@@ -23,7 +23,7 @@ type Action = 'start' | 'pause' | 'resume' | 'revoke'
 type State = ReachableState | 'FINISHED'
 type Outcome = { next: State } | { refused: string }
 
-// esb-api.md §7 / engine.md §4, every cell.
+// operate_task against the task state table, every cell.
 const TABLE: Record<State, Record<Action, Outcome>> = {
   CREATED: {
     start: { next: 'RUNNING' },

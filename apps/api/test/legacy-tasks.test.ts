@@ -262,7 +262,7 @@ describe('the task APIs', () => {
   })
 
   describe('get_task_status', () => {
-    it('a task never started has exactly the CREATED shape of engine.md §6', async () => {
+    it('a task never started has exactly the CREATED shape of bk-sops', async () => {
       const taskId = await createTask(c, sleepTemplate, { name: 'not yet' })
       const status = ok(await c.get('get_task_status', { task_id: taskId }))
       expect(status).toEqual({
@@ -382,7 +382,7 @@ describe('the task APIs', () => {
   })
 
   describe('get_task_detail', () => {
-    it('has every key of esb-api.md §4, with the values of a created task', async () => {
+    it('has every key bk-sops documents, with the values of a created task', async () => {
       const taskId = await createTask(c, sleepTemplate, { name: 'detailed', constants: { wait: '9' } })
       const detail = ok(await c.get('get_task_detail', { task_id: taskId }))
       expect(Object.keys(detail)).toEqual(expect.arrayContaining(DETAIL_KEYS))

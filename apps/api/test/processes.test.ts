@@ -19,7 +19,7 @@ import {
 } from './procs'
 
 /**
- * The engine across real processes (issue 3, "Tests"; engine.md §5): `stdops-server serve`,
+ * The engine across real processes (issue 3, "Tests"): `stdops-server serve`,
  * `serve --no-worker` and `worker` spawned over one database. Several workers, a worker killed with
  * SIGKILL and one frozen past its lease, a full restart under a pending timer, SIGTERM draining.
  * Several worker processes need PostgreSQL; the single-process tests also run on SQLite.

@@ -16,7 +16,7 @@ import {
 import { runServerCli, sleep } from './procs'
 
 /**
- * Authentication and isolation attacks on the legacy API (esb-api.md §5, §6): what an attacker can
+ * Authentication and isolation attacks on the legacy API: what an attacker can
  * send, and that each attempt is refused with the documented code, reveals nothing and writes nothing.
  */
 
@@ -105,7 +105,7 @@ function rawRequest(
   })
 }
 
-describe('authentication and isolation attacks (esb-api.md §5, §6)', () => {
+describe('authentication and isolation attacks', () => {
   let h: Harness
   /** admin in project A */
   let a: Identity
@@ -965,7 +965,7 @@ describe('authentication and isolation attacks (esb-api.md §5, §6)', () => {
     })
   })
 
-  describe('repeated wrong secrets (esb-api.md §5)', () => {
+  describe('repeated wrong secrets', () => {
     it('past 20 failures in a minute from one app and address, failing attempts answer 429 / 1306429; good credentials are served', async () => {
       const r = await makeIdentity(h.deps, { role: 'operator', projectId: a.projectId })
       const task = await newTask(a, templateA, true)

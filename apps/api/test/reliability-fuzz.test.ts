@@ -7,7 +7,7 @@ import { RateLimiter } from '../src/services/rate-limit'
 import { authHeader, type Harness, type Identity, makeIdentity, startHarness } from './harness'
 
 /**
- * Property-based fuzzing of every legacy API (esb-api.md §1–§7): whatever the body, query and
+ * Property-based fuzzing of every legacy API: whatever the body, query and
  * headers, the reply is HTTP 200 or 4xx with the six-key envelope, never a 5xx, never a stack trace
  * or a file path, and a refused request writes no row (tasks, templates, operate_records,
  * task_events). With valid credentials and with random ones. The harness runs without a worker, so
@@ -728,7 +728,7 @@ describe('legacy API fuzzing (fast-check)', () => {
 
   const anyApi = fc.constantFrom(...API_NAMES)
 
-  /** One request with valid credentials: the envelope, no write on refusal, and operate_task exactly as esb-api.md §7. */
+  /** One request with valid credentials: the envelope, no write on refusal, and operate_task exactly as the state table says. */
   async function validCredentialsRun(
     [api, raw]: [string, Record<string, unknown>],
     prefix: string,
@@ -755,7 +755,7 @@ describe('legacy API fuzzing (fast-check)', () => {
     if (target !== null && (params.scope === undefined || params.scope === 'cmdb_biz')) {
       const action = params.action
       if (action === undefined || typeof action === 'string') {
-        // esb-api.md §7: the four actions go through core's transition; anything else is an invalid command
+        // The four actions go through core's transition; anything else is an invalid command
         const t = TASK_ACTIONS.includes(action as TaskAction)
           ? transitionTask(target, action as TaskAction)
           : { ok: false as const, message: 'task command is invalid' }
@@ -800,7 +800,7 @@ describe('legacy API fuzzing (fast-check)', () => {
     )
   })
 
-  /** What authentication should conclude from a parsed credentials object (esb-api.md §5), given the known apps and tokens. */
+  /** What authentication should conclude from a parsed credentials object, given the known apps and tokens. */
   const shouldAuthenticate = (source: unknown): boolean => {
     if (!source || typeof source !== 'object' || Array.isArray(source)) return false
     const s = source as Record<string, unknown>

@@ -1,7 +1,7 @@
 import { TRPCClientError } from '@trpc/client'
 import type { Io } from './io'
 
-/** Legacy codes the CLI treats as "who are you" problems (exit 2); see esb-api.md §3. */
+/** Legacy codes the CLI treats as "who are you" problems (exit 2). */
 export const AUTH_CODES: readonly number[] = [1306000, 1306429]
 
 /** Bad flags, missing configuration, unreadable input: exit 2. */

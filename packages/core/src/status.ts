@@ -74,7 +74,7 @@ function timing(startedAt: Date | null, finishedAt: Date | null, now: Date): Tim
   }
 }
 
-/** get_task_status's tree (engine.md §6). Times stay Dates: the API formats them. */
+/** get_task_status's tree. Times stay Dates: the API formats them. */
 export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): StatusTree {
   const { id, name } = task
   if (task.state === 'CREATED') {

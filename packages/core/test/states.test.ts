@@ -10,7 +10,7 @@ import {
   transitionTask,
 } from '../src/index'
 
-// Every cell of engine.md §4 / esb-api.md §7: a next state, or the refusal message.
+// Every cell of the task state table (docs/engine.md): a next state, or the refusal message.
 const TASK_TABLE: Record<TaskState, Record<'start' | 'pause' | 'resume' | 'revoke' | 'finish', string>> = {
   CREATED: {
     start: '→ RUNNING',

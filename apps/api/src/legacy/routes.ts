@@ -52,7 +52,7 @@ export function sendEnvelope(
     .send(JSON.stringify(envelope))
 }
 
-/** HTTP 404 with the envelope: no such API (esb-api.md §1). */
+/** HTTP 404 with the envelope: no such API. */
 export function sendNotFound(req: FastifyRequest, reply: FastifyReply, api: string) {
   return sendEnvelope(
     req,
@@ -130,7 +130,7 @@ export function registerLegacyRoutes(app: FastifyInstance, deps: Deps) {
           body = undefined
         }
         if (!body || typeof body !== 'object' || Array.isArray(body)) {
-          // Authentication comes first (esb-api.md §6) when the credentials do not depend on the body.
+          // Authentication comes first when the credentials do not depend on the body.
           const header = req.headers['x-bkapi-authorization']
           if (typeof header === 'string' && header.length > 0)
             await authenticate(deps, requestCredentials(header, {}), req.ip)

@@ -60,7 +60,7 @@ export function credentialsFrom(source: Record<string, unknown>): Credentials {
 }
 
 /**
- * The ESB's checks, in the order and with the messages of esb-api.md §5. Every failure counts
+ * The ESB's checks, in bk-sops's order and with its messages. Every failure counts
  * against the (app code, client address) pair; past the limit a failing attempt is refused with
  * 1306429 instead.
  */

@@ -1,6 +1,6 @@
 /**
- * Failed authentications per (app code, client address) in fixed one-minute windows (esb-api.md
- * §5): past `limit` failures, further failing attempts are refused until the window ends. Only
+ * Failed authentications per (app code, client address) in fixed one-minute windows:
+ * past `limit` failures, further failing attempts are refused until the window ends. Only
  * failures are counted and only failures are refused, so good credentials are never blocked.
  * Per process: with several API processes the effective limit is `limit` × processes.
  */

@@ -2,7 +2,7 @@ import type { Colors } from '../io'
 import { dash, formatDuration, paintState } from './format'
 import { renderRecord, renderTable } from './table'
 
-/** get_task_status's tree as the server sends it (engine.md §6), with `ex_data` on failed nodes. */
+/** get_task_status's tree as the server sends it, with `ex_data` on failed nodes. */
 export interface NodeStatus {
   id: string
   name: string

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 
 /**
- * bk-sops's web pipeline tree (engine.md §2). Every object keeps keys it does not know
+ * bk-sops's web pipeline tree. Every object keeps keys it does not know
  * (`location`, `line`, `labels`, `stage_name`, …) so a tree goes back out as it came in.
  * `incoming` / `outgoing` lists may be a string, a list or "" (bk-sops writes `incoming: ""` on the
  * start event); they come out as lists, except the single `outgoing` of the start event and of

@@ -32,7 +32,7 @@ const DEGREES: Record<NodeKind, { incoming: [number, number]; outgoing: [number,
 const CONSTANT_KEY = /^\$\{[^${}]+\}$/
 
 /**
- * Checks a pipeline tree against every rule of engine.md §2 and returns it parsed, with its graph,
+ * Checks a pipeline tree against every rule of a bk-sops pipeline tree and returns it parsed, with its graph,
  * or the first rule it breaks, naming the node, flow or constant.
  */
 export function validatePipelineTree(

@@ -8,7 +8,7 @@ import { sleepTimer } from './sleep-timer'
 export { defineComponent, sleep } from './define'
 export { fail, httpRequest, pauseNode, setVariables, sleepTimer }
 
-/** The components every engine has (engine.md §7). */
+/** The components every engine has. */
 export const BUILTIN_COMPONENTS: readonly ComponentModule[] = [
   sleepTimer,
   pauseNode,
