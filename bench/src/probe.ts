@@ -22,7 +22,7 @@ import { authenticate, credentialsFrom } from '../../apps/api/src/services/auth'
 import type { Deps } from '../../apps/api/src/services/deps'
 import { RateLimiter } from '../../apps/api/src/services/rate-limit'
 import { createTask, operateTask } from '../../apps/api/src/services/tasks'
-import { createEngine, loadComponentModules } from '../../packages/engine/src/index'
+import { createEngine, createOutboundClient, loadComponentModules } from '../../packages/engine/src/index'
 import { freshDatabase, type Kind } from './lib/db'
 import { COMPONENTS, SECRET_KEY } from './lib/proc'
 import { sleep, summarize } from './lib/stats'
@@ -168,10 +168,13 @@ export async function probe(
   try {
     const id = await bootstrap(fresh.url)
     const components = await loadComponentModules([COMPONENTS])
-    const engine = createEngine({ db, components, concurrency: 32 })
+    const outbound = createOutboundClient()
+    closers.push(() => outbound.close())
+    const engine = createEngine({ db, components, concurrency: 32, outbound })
     const deps: Deps = {
       db,
       engine,
+      outbound,
       logger: createLogger({ LOG_LEVEL: 'silent' }),
       secretKey: SECRET_KEY,
       publicUrl: 'http://localhost',

@@ -1,5 +1,11 @@
 import { createDb, type MigratableDb, redactUrl, sql } from '@stdops/db'
-import { createEngine, loadComponentModules, localTimeZone, utcOffsetIn } from '@stdops/engine'
+import {
+  createEngine,
+  createOutboundClient,
+  loadComponentModules,
+  localTimeZone,
+  utcOffsetIn,
+} from '@stdops/engine'
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import apiPackage from '../package.json'
@@ -128,8 +134,14 @@ export async function createRuntime(
     snapshotTtlMs: env.STDOPS_METRICS_CACHE_MS,
     onSnapshotError: (err) => logger.warn({ err }, 'metrics: reading the database-backed gauges failed'),
   })
+  const outbound = createOutboundClient({
+    allow: env.STDOPS_OUTBOUND_ALLOW,
+    maxResponseBytes: env.STDOPS_OUTBOUND_MAX_BYTES,
+    maxTimeoutMs: env.STDOPS_OUTBOUND_TIMEOUT_MS,
+  })
   const engine = createEngine({
     db,
+    outbound,
     telemetry: metrics.telemetry,
     logger: logger.child({ component: 'engine' }),
     components,
@@ -147,6 +159,7 @@ export async function createRuntime(
   const deps: Deps = {
     db,
     engine,
+    outbound,
     logger,
     secretKey: await secretKeyFor(db, env),
     publicUrl: (env.STDOPS_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
@@ -167,6 +180,7 @@ export async function createRuntime(
       if (!(await deps.lifecycle.drained(env.STDOPS_DRAIN_MS)))
         logger.warn({ inFlight: deps.lifecycle.inFlight }, 'stopping with requests still in flight')
       await engine.stop({ drainMs: env.STDOPS_DRAIN_MS })
+      await outbound.close()
       await db.close()
     },
   }

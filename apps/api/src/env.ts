@@ -1,3 +1,4 @@
+import { OUTBOUND_DEFAULTS, parseAllowList } from '@stdops/engine'
 import { z } from 'zod'
 
 /** The one place that reads process.env. Everything else is handed these values. */
@@ -26,6 +27,40 @@ const EnvSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** The service name spans are reported under. */
   OTEL_SERVICE_NAME: z.string().min(1).default('stdops'),
+  /**
+   * Hosts and addresses/CIDR ranges (comma-separated) that bk_http_request and callback_url may reach
+   * although they are not public: loopback, private, link-local… are refused otherwise.
+   */
+  STDOPS_OUTBOUND_ALLOW: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .superRefine((list, ctx) => {
+      try {
+        parseAllowList(list)
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message })
+      }
+    }),
+  /** Largest HTTP response body an outbound call reads, in bytes (a larger one fails the call). */
+  STDOPS_OUTBOUND_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(OUTBOUND_DEFAULTS.maxResponseBytes),
+  /** Longest an outbound call may take, redirects included, whatever its own timeout asks for (ms). */
+  STDOPS_OUTBOUND_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(3_600_000)
+    .default(OUTBOUND_DEFAULTS.maxTimeoutMs),
   /** How long /metrics reuses what it read from the database (tasks by state, waiting nodes, due jobs). */
   STDOPS_METRICS_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
 })

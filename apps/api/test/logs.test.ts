@@ -56,7 +56,8 @@ describe('request and engine log fields', () => {
         done()
       },
     })
-    h = await startHarness({ logTo: sink })
+    // the task calls the test's own HTTP server on 127.0.0.1
+    h = await startHarness({ logTo: sink, env: { STDOPS_OUTBOUND_ALLOW: '127.0.0.1' } })
     slow = await startSlowServer()
     const id = await makeIdentity(h.deps)
     const c = legacyClient(h, id)

@@ -87,6 +87,9 @@ async function createAndStart(api: Child, id: Identity, tree: unknown): Promise<
   return (r.body.data as { task_id: number }).task_id
 }
 
+/** These servers' tasks call an HTTP server of the test's on 127.0.0.1, which must be allowed. */
+const LOCAL_CALLS = { STDOPS_OUTBOUND_ALLOW: '127.0.0.1' }
+
 const httpData = (url: string) => ({
   bk_http_request_method: { hook: false, value: 'GET' },
   bk_http_request_url: { hook: false, value: url },
@@ -197,7 +200,7 @@ const allNodeIds = (tree: PipelineTreeInput) => [
 describe.skipIf(!pg)('several worker processes on one PostgreSQL database', () => {
   it('three worker processes run a 200-branch parallel task: every node executes exactly once, and the task finishes', async () => {
     const w = await openWorld()
-    const env = serverEnv(w.dbUrl)
+    const env = serverEnv(w.dbUrl, LOCAL_CALLS)
     const [api, ...workers] = await Promise.all([
       startProcess('api', env),
       startProcess('worker', env),
@@ -248,7 +251,7 @@ describe.skipIf(!pg)('several worker processes on one PostgreSQL database', () =
 
   it('kill -9 of a worker while nodes run and timers wait: a new worker finishes the task, no node lost, none completed twice', async () => {
     const w = await openWorld()
-    const env = serverEnv(w.dbUrl)
+    const env = serverEnv(w.dbUrl, LOCAL_CALLS)
     const [api, first] = await Promise.all([startProcess('api', env), startProcess('worker', env)])
     const b = createTreeBuilder()
     const fork = b.gateway('ParallelGateway')
@@ -331,7 +334,7 @@ describe.skipIf(!pg)('several worker processes on one PostgreSQL database', () =
 
   it('a worker frozen past its lease: another takes the nodes over, and its late results are fenced and recorded', async () => {
     const w = await openWorld()
-    const env = serverEnv(w.dbUrl)
+    const env = serverEnv(w.dbUrl, LOCAL_CALLS)
     const [api, frozen] = await Promise.all([startProcess('api', env), startProcess('worker', env)])
     const b = createTreeBuilder()
     const fork = b.gateway('ParallelGateway')
@@ -395,7 +398,7 @@ describe.skipIf(!pg)('several worker processes on one PostgreSQL database', () =
 describe('restarts and shutdown', () => {
   it('a timer survives a full server restart and fires at its due time', async () => {
     const w = await openWorld()
-    const env = serverEnv(w.dbUrl)
+    const env = serverEnv(w.dbUrl, LOCAL_CALLS)
     const first = await startProcess('serve', env)
     const b = createTreeBuilder()
     const timer = b.activity('sleep_timer', {
@@ -450,7 +453,7 @@ describe('restarts and shutdown', () => {
 
   it('SIGTERM on a worker drains in-flight nodes, starts nothing new, leaves no lease and exits 0', async () => {
     const w = await openWorld()
-    const env = serverEnv(w.dbUrl)
+    const env = serverEnv(w.dbUrl, LOCAL_CALLS)
     const { api, worker } = await startTopology(env)
     const b = createTreeBuilder()
     const fork = b.gateway('ParallelGateway')
@@ -501,7 +504,7 @@ describe('restarts and shutdown', () => {
 
   it('SIGTERM with nodes still running after STDOPS_DRAIN_MS: leases are released and another worker takes over at once', async () => {
     const w = await openWorld()
-    const env = serverEnv(w.dbUrl, { STDOPS_DRAIN_MS: '500' })
+    const env = serverEnv(w.dbUrl, { ...LOCAL_CALLS, STDOPS_DRAIN_MS: '500' })
     const { api, worker } = await startTopology(env)
     const b = createTreeBuilder()
     const call = b.activity('bk_http_request', {

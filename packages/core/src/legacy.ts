@@ -189,7 +189,7 @@ export const CreateTaskParamsSchema = z
     constants: object.optional(),
     pipeline_tree: object.optional(),
     description: text.optional(),
-    callback_url: text.regex(/^https?:\/\/\w.+$/, 'must be an http(s) URL').optional(),
+    callback_url: text.regex(/^https?:\/\/[\w[].+$/, 'must be an http(s) URL').optional(),
     callback_version: z.enum(['v1', 'v2'], required('v1 or v2')).optional(),
     exclude_task_nodes_id: nodeIdList.optional(),
     execute_task_nodes_id: nodeIdList.optional(),

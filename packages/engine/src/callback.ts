@@ -1,3 +1,4 @@
+import type { OutboundClient } from './outbound'
 import type { CallbackTarget } from './store'
 
 /** A callback_url is tried at most this many times. */
@@ -8,6 +9,7 @@ export function callbackBackoff(attempt: number, baseMs: number): number {
   return Math.min(60_000, baseMs * 2 ** Math.max(0, attempt - 1))
 }
 
+/**
 /**
  * The request bk-sops sends for a callback record. v1: a form-encoded POST whose booleans read
  * `True` / `False` (what Python's requests writes for bk-sops); v2: a JSON POST with real
@@ -27,27 +29,27 @@ export function callbackRequest(target: CallbackTarget): { contentType: string; 
 }
 
 /**
- * POSTs the callback; null on a 2xx answer, else what went wrong. The one place callback_url is
- * called: an outbound client with address checks replaces `fetchImpl` here.
+ * POSTs the callback through the outbound client (so a callback_url reaches what a
+ * bk_http_request may reach, and no more); null on a 2xx answer, else what went wrong.
  */
 export async function postCallback(
-  fetchImpl: typeof fetch,
+  http: OutboundClient,
   target: CallbackTarget,
   signal: AbortSignal,
+  timeoutMs: number,
 ): Promise<string | null> {
   const { contentType, body } = callbackRequest(target)
   try {
-    const res = await fetchImpl(target.url, {
+    const res = await http.request({
+      url: target.url,
       method: 'POST',
-      headers: { 'content-type': contentType },
+      headers: [['content-type', contentType]],
       body,
       signal,
+      timeoutMs,
     })
-    await res.arrayBuffer().catch(() => undefined)
-    return res.ok ? null : `callback_url answered status ${res.status}`
+    return res.status >= 200 && res.status < 300 ? null : `callback_url answered status ${res.status}`
   } catch (err) {
-    const cause = (err as { cause?: { message?: string } }).cause?.message
-    const message = err instanceof Error ? err.message : String(err)
-    return `callback_url request failed: ${message}${cause ? ` (${cause})` : ''}`
+    return `callback_url request failed: ${err instanceof Error ? err.message : String(err)}`
   }
 }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import pino from 'pino'
 import { createComponentRegistry } from './components'
 import { localTimeZone } from './cron'
+import { createOutboundClient } from './outbound'
 import { createProtocol, type Effect } from './protocol'
 import { createScheduler } from './schedules'
 import { countRunningNodes, GraphCache } from './store'
@@ -35,6 +36,8 @@ export function createEngine(deps: EngineDeps): Engine {
     logger,
     telemetry: deps.telemetry ?? NO_TELEMETRY,
   }
+  const ownHttp = deps.outbound ? null : createOutboundClient()
+  const http = deps.outbound ?? ownHttp!
   const worker = createWorker({
     db,
     env,
@@ -44,7 +47,7 @@ export function createEngine(deps: EngineDeps): Engine {
     revokeGraceMs: deps.revokeGraceMs ?? 10_000,
     concurrency,
     projectConcurrency: deps.projectConcurrency ?? defaultProjectConcurrency(concurrency),
-    fetch: deps.fetch ?? globalThis.fetch.bind(globalThis),
+    http,
     callbackRetryMs: deps.callbackRetryMs ?? 1000,
     callbackTimeoutMs: deps.callbackTimeoutMs ?? 10_000,
     jobRetryMs: deps.jobRetryMs ?? 1000,
@@ -108,6 +111,9 @@ export function createEngine(deps: EngineDeps): Engine {
     afterCommit,
     runningNodes: countRunningNodes,
     startWorker: worker.start,
-    stop: worker.stop,
+    stop: async (opts) => {
+      await worker.stop(opts)
+      await ownHttp?.close()
+    },
   }
 }

@@ -12,6 +12,15 @@ export {
 } from './cron'
 export { createEngine } from './engine'
 export { loadComponentModules } from './load-components'
+export {
+  createOutboundClient,
+  forbiddenRange,
+  OUTBOUND_DEFAULTS,
+  type OutboundClient,
+  OutboundError,
+  type OutboundOptions,
+  parseAllowList,
+} from './outbound'
 export { LOOP_LIMIT } from './plan'
 export type {
   Effect,

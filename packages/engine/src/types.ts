@@ -1,6 +1,7 @@
 import type { Db, Executor } from '@stdops/db'
 import type { Logger } from 'pino'
 import type { z } from 'zod'
+import type { OutboundClient } from './outbound'
 import type {
   Effect,
   NodeOperationRequest,
@@ -33,7 +34,11 @@ export interface ComponentContext {
    * with one line saying how many. Written when the step ends and every few seconds meanwhile.
    */
   log(line: string): void
-  fetch: typeof fetch
+  /**
+   * The outbound HTTP client for calls made on the task's behalf: it refuses non-public addresses,
+   * caps the response and the timeout (see outbound.ts). Use it rather than fetch.
+   */
+  http: OutboundClient
   /** For `schedule` after a node callback: the `callback_data` it was delivered with. */
   callbackData?: unknown
 }
@@ -80,8 +85,11 @@ export interface EngineDeps {
    * between projects (the least served first). Default: concurrency minus an eighth (28 of 32).
    */
   projectConcurrency?: number
-  /** For bk_http_request and callback_url. Default: the global fetch. */
-  fetch?: typeof fetch
+  /**
+   * The client for bk_http_request and callback_url (the caller closes it). Default: one with the
+   * default limits that reaches public addresses only, closed when the engine stops.
+   */
+  outbound?: OutboundClient
   /** callback_url retry backoff: base × 2^(attempt−1) ms, capped at 60 s. Default 1000. */
   callbackRetryMs?: number
   /** callback_url request timeout. Default 10000. */

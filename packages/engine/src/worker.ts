@@ -9,6 +9,7 @@ import { context, ROOT_CONTEXT } from '@opentelemetry/api'
 import type { Db } from '@stdops/db'
 import type { Logger } from 'pino'
 import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
+import type { OutboundClient } from './outbound'
 import { describeIssues } from './plan'
 import {
   appendAttemptLog,
@@ -79,7 +80,7 @@ export interface WorkerOptions {
   concurrency: number
   /** At most this many of this worker's slots hold one project's jobs at once (fair sharing). */
   projectConcurrency: number
-  fetch: typeof fetch
+  http: OutboundClient
   callbackRetryMs: number
   callbackTimeoutMs: number
   /** Base of the backoff between a failed job transaction's tries (jobBackoff). */
@@ -291,7 +292,7 @@ export function createWorker(o: WorkerOptions): Worker {
     now,
     logger: logger.child({ taskId: run.job.taskId, nodeId: run.job.nodeId }),
     log: (line: string) => logLine(run, String(line)),
-    fetch: o.fetch,
+    http: o.http,
     ...(callbackData === undefined ? {} : { callbackData }),
   })
 
@@ -514,8 +515,8 @@ export function createWorker(o: WorkerOptions): Worker {
       await db.tx((tx) => dropStaleJob(env, tx, job))
       return
     }
-    const signal = AbortSignal.any([run.controller.signal, AbortSignal.timeout(o.callbackTimeoutMs)])
-    const error = await postCallback(o.fetch, target, signal)
+    const signal = run.controller.signal
+    const error = await postCallback(o.http, target, signal, o.callbackTimeoutMs)
     if (run.released || mode === 'stopped') return
     const retryAt =
       error === null || job.attempts >= CALLBACK_MAX_ATTEMPTS

@@ -3,7 +3,20 @@ import type { AddressInfo } from 'node:net'
 import type { TaskState } from '@stdops/core'
 import { type Db, sql } from '@stdops/db'
 import { createTestDatabase, type TestDatabase } from '@stdops/db/testing'
-import { createEngine, type Engine, type EngineDeps } from '../src/index'
+import {
+  createEngine,
+  createOutboundClient,
+  type Engine,
+  type EngineDeps,
+  type OutboundClient,
+} from '../src/index'
+
+/**
+ * The engine tests' components call HTTP servers of their own on 127.0.0.1, which the outbound
+ * client refuses unless allowed: the harness's engines allow it (the SSRF tests build their own).
+ */
+export const LOCAL_ALLOW = ['127.0.0.1']
+
 import { TEST_COMPONENTS } from '../src/testing'
 
 export const PROVIDER = process.env.TEST_DATABASE_URL?.startsWith('postgres') ? 'postgresql' : 'sqlite'
@@ -20,19 +33,29 @@ export interface Harness {
 export async function createHarness(): Promise<Harness> {
   const t = await createTestDatabase()
   const engines: Engine[] = []
+  const clients: OutboundClient[] = []
   await t.db.execute(sql`INSERT INTO projects (name, bk_biz_id, created_at) VALUES ('p', 1, ${Date.now()})`)
   return {
     t,
     db: t.db,
     engines,
     async engine(opts = {}) {
-      const engine = createEngine({ db: t.db, components: TEST_COMPONENTS, pollMs: 50, ...opts })
+      const outbound = opts.outbound ? null : createOutboundClient({ allow: LOCAL_ALLOW })
+      const engine = createEngine({
+        db: t.db,
+        components: TEST_COMPONENTS,
+        pollMs: 50,
+        ...(outbound ? { outbound } : {}),
+        ...opts,
+      })
       engines.push(engine)
+      if (outbound) clients.push(outbound)
       await engine.startWorker()
       return engine
     },
     async close() {
       await Promise.all(engines.map((e) => e.stop({ drainMs: 2000 })))
+      await Promise.all(clients.map((c) => c.close()))
       await t.drop()
     },
   }
@@ -177,26 +200,38 @@ export async function jobs(db: Db, taskId: number) {
   )
 }
 
-/** A local HTTP server; `handler` answers, `calls` records each request's method, url and body. */
+/**
+ * A local HTTP server on `host` (default 127.0.0.1); `handler` answers, `calls` records each
+ * request's method, url, headers and body, `connections` counts the TCP connections it accepted.
+ */
 export async function httpServer(
   handler: (req: IncomingMessage, res: ServerResponse, body: string) => void | Promise<void>,
+  host = '127.0.0.1',
 ) {
-  const calls: { method: string; url: string; body: string }[] = []
+  const calls: { method: string; url: string; body: string; headers: IncomingMessage['headers'] }[] = []
+  const counter = { connections: 0 }
   const server: Server = createServer((req, res) => {
     let body = ''
     req.on('data', (c) => {
       body += c
     })
     req.on('end', () => {
-      calls.push({ method: req.method ?? '', url: req.url ?? '', body })
+      calls.push({ method: req.method ?? '', url: req.url ?? '', body, headers: req.headers })
       void handler(req, res, body)
     })
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  server.on('connection', () => {
+    counter.connections += 1
+  })
+  await new Promise<void>((r) => server.listen(0, host, r))
   const { port } = server.address() as AddressInfo
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
+    port,
     calls,
+    get connections() {
+      return counter.connections
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections()

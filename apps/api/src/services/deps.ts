@@ -1,5 +1,5 @@
 import type { Db } from '@stdops/db'
-import type { Engine } from '@stdops/engine'
+import type { Engine, OutboundClient } from '@stdops/engine'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../ops/lifecycle'
 import type { Metrics } from '../ops/metrics'
@@ -9,6 +9,8 @@ import type { RateLimiter } from './rate-limit'
 export interface Deps {
   db: Db
   engine: Engine
+  /** The HTTP client for calls made on a task's behalf (the engine's components use the same one). */
+  outbound: OutboundClient
   logger: Logger
   /** HMAC key for secrets and tokens. */
   secretKey: string

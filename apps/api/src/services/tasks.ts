@@ -11,7 +11,7 @@ import {
   validatePipelineTree,
 } from '@stdops/core'
 import { type Executor, join, type Sql, sql } from '@stdops/db'
-import { appendTaskEvent, type Effect, writeOperateRecord } from '@stdops/engine'
+import { appendTaskEvent, type Effect, OutboundError, writeOperateRecord } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { type Action, authorize, type ProjectRef, resolveProject, resolveScope } from './projects'
@@ -182,6 +182,20 @@ function simplifyVars(tree: Record<string, unknown>, keys: string[] | undefined)
   return { ...tree, constants }
 }
 
+/**
+ * A callback_url the server may not call (a non-public address, see the outbound client) is refused
+ * when the task is created, not only when the task ends; it is checked again at every call, since
+ * what a name resolves to can change.
+ */
+async function checkCallbackUrl(deps: Deps, url: string): Promise<void> {
+  try {
+    await deps.outbound.check(url)
+  } catch (err) {
+    if (err instanceof OutboundError) throw new ParamInvalidError(`callback_url: ${err.message}`)
+    throw err
+  }
+}
+
 export async function createTask(
   deps: Deps,
   caller: Caller,
@@ -206,6 +220,7 @@ export async function createTask(
   const exclude = await exclusionFor(deps, template, base, input)
   const { pipeline_tree: kept } = previewTree(base, exclude)
   const tree = prepareTaskTree(deps, simplifyVars(kept, input.simplify_vars), input.constants)
+  if (input.callback_url !== undefined) await checkCallbackUrl(deps, input.callback_url)
   const created = await deps.db.tx((tx) =>
     insertTask(deps, tx, {
       projectId: project.id,

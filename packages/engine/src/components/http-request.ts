@@ -1,5 +1,6 @@
 import { evaluateCondition } from '@stdops/core'
 import { z } from 'zod'
+import { OutboundError } from '../outbound'
 import { defineComponent } from './define'
 
 const blankToUndefined = (v: unknown) => (v === '' || v === null ? undefined : v)
@@ -53,32 +54,29 @@ export const httpRequest = defineComponent({
   outputs: z.object({ status_code: z.number().int(), data: z.unknown() }),
   async execute(inputs, ctx) {
     const method = inputs.bk_http_request_method
-    const headers = new Headers()
-    for (const { name, value } of inputs.bk_http_request_header) headers.append(name, value)
+    const headers = inputs.bk_http_request_header.map(({ name, value }) => [name, value] as const)
     const body = method === 'GET' || method === 'HEAD' ? undefined : inputs.bk_http_request_body
-    if (body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json')
-    const timeout = AbortSignal.timeout(inputs.bk_http_timeout * 1000)
-    const signal = AbortSignal.any([ctx.signal, timeout])
+    if (body !== undefined && !headers.some(([name]) => name.toLowerCase() === 'content-type'))
+      headers.push(['content-type', 'application/json'])
 
     let status: number
     let data: unknown
     try {
-      const res = await ctx.fetch(inputs.bk_http_request_url, {
+      const res = await ctx.http.request({
+        url: inputs.bk_http_request_url,
         method,
         headers,
-        signal,
+        signal: ctx.signal,
+        timeoutMs: inputs.bk_http_timeout * 1000,
         ...(body === undefined ? {} : { body }),
       })
       status = res.status
-      data = parseBody(await res.text())
+      data = parseBody(res.text)
     } catch (err) {
-      if (ctx.signal.aborted)
-        return { status: 'failed', error: 'request aborted: the task was revoked or the worker stopped' }
-      if (timeout.aborted)
-        return { status: 'failed', error: `request timed out after ${inputs.bk_http_timeout} s` }
-      const cause = (err as { cause?: { message?: string } }).cause?.message
       const message = err instanceof Error ? err.message : String(err)
-      return { status: 'failed', error: `request failed: ${message}${cause ? ` (${cause})` : ''}` }
+      if (err instanceof OutboundError && err.kind === 'aborted')
+        return { status: 'failed', error: 'request aborted: the task was revoked or the worker stopped' }
+      return { status: 'failed', error: `request failed: ${message}` }
     }
 
     const resp = { status_code: status, data }
