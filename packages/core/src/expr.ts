@@ -56,11 +56,21 @@ const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r' }
 const WHOLE_NAME = new RegExp(`^${NAME.source}$`)
 /** Deeper nesting of parentheses or `not` is refused rather than risking the stack. */
 const MAX_DEPTH = 64
+/**
+ * A longer expression is refused: its operators nest (`a or b or c …` is a chain of `or`s), and the
+ * walks over it must stay well within the stack.
+ */
+export const MAX_EXPRESSION_TOKENS = 2000
 
 function tokenize(src: string): Token[] {
   const tokens: Token[] = []
   let i = 0
   while (i < src.length) {
+    if (tokens.length >= MAX_EXPRESSION_TOKENS)
+      throw new ExpressionError(
+        `expression is longer than ${MAX_EXPRESSION_TOKENS} tokens (the limit) at position ${i}`,
+        i,
+      )
     const c = src.charAt(i)
     if (/\s/.test(c)) {
       i++

@@ -4,7 +4,7 @@ import type { Db, Provider } from './types'
 
 export type { PrismaClient } from './generated/sqlite/client'
 export { loadMigrations } from './migrations'
-export { empty, join, Sql, sql } from './sql'
+export { chunkRows, empty, join, MAX_BOUND_PARAMETERS, parameterCount, Sql, sql } from './sql'
 export { openSqlite, SQLITE_PRAGMAS, sqlitePath } from './sqlite'
 export type { Db, Executor, Provider, Row } from './types'
 

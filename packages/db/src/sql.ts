@@ -49,3 +49,40 @@ export function join(items: readonly unknown[], separator = ', '): Sql {
 }
 
 export const empty = new Sql([''], [])
+
+/**
+ * The most bound parameters one statement may carry: SQLite's SQLITE_MAX_VARIABLE_NUMBER (32766
+ * since 3.32, as better-sqlite3 builds it) and PostgreSQL's protocol limit (65535).
+ */
+export const MAX_BOUND_PARAMETERS = { sqlite: 32766, postgresql: 65535 } as const
+
+/** Bound parameters in `q`, its fragments' included. */
+export function parameterCount(q: Sql): number {
+  let n = 0
+  for (const v of q.values) n += v instanceof Sql ? parameterCount(v) : 1
+  return n
+}
+
+/**
+ * `rows` (fragments such as `(${a}, ${b})`) split into runs that fit one statement each, with
+ * `reserved` parameters left for the rest of the statement: many-row inserts run as several
+ * statements rather than failing past the database's limit.
+ */
+export function chunkRows(provider: 'sqlite' | 'postgresql', rows: readonly Sql[], reserved = 0): Sql[][] {
+  const budget = MAX_BOUND_PARAMETERS[provider] - reserved
+  const chunks: Sql[][] = []
+  let current: Sql[] = []
+  let used = 0
+  for (const row of rows) {
+    const n = parameterCount(row)
+    if (current.length > 0 && used + n > budget) {
+      chunks.push(current)
+      current = []
+      used = 0
+    }
+    current.push(row)
+    used += n
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
+}

@@ -12,13 +12,16 @@
  */
 import {
   type Activity,
+  CONSTANT_LIMITS,
   type Constant,
   evaluateCondition,
   type NodeState,
   type PipelineGraph,
+  RenderLimitError,
   renderValue,
   resolveConstants,
   selectOutgoing,
+  sizeWithin,
   type TaskState,
   transitionNode,
   transitionTask,
@@ -595,8 +598,16 @@ class Planner {
       })
       return
     }
+    let rendered: Record<string, unknown>
+    try {
+      rendered = renderInputs(activity.component.data, values.values)
+    } catch (err) {
+      if (!(err instanceof RenderLimitError)) throw err
+      this.activityResult(nodeId, { status: 'failed', error: err.message })
+      return
+    }
     const inputs = {
-      ...renderInputs(activity.component.data, values.values),
+      ...rendered,
       ...(row.inputOverrides === null ? {} : (JSON.parse(row.inputOverrides) as Record<string, unknown>)),
     }
     row.inputs = JSON.stringify(inputs)
@@ -793,7 +804,20 @@ export function renderInputs(
   values: Record<string, unknown>,
 ): Record<string, unknown> {
   const inputs: Record<string, unknown> = {}
-  for (const [key, item] of Object.entries(data)) inputs[key] = renderValue(item.value, values)
+  let total = 0
+  for (const [key, item] of Object.entries(data)) {
+    try {
+      inputs[key] = renderValue(item.value, values)
+    } catch (err) {
+      if (err instanceof RenderLimitError) throw new RenderLimitError(`input ${key} ${err.message}`)
+      throw err
+    }
+    total += sizeWithin(inputs[key], CONSTANT_LIMITS.inputsChars)
+    if (total > CONSTANT_LIMITS.inputsChars)
+      throw new RenderLimitError(
+        `inputs render to more than ${CONSTANT_LIMITS.inputsChars} characters in all (the limit), passed at ${key}`,
+      )
+  }
   return inputs
 }
 

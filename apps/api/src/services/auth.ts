@@ -3,6 +3,9 @@ import { sql } from '@stdops/db'
 import { hashSecret, sameDigest } from '../crypto'
 import type { Deps } from './deps'
 
+/** The longest app code there can be (addApp's rule). */
+export const MAX_APP_CODE = 64
+
 /** Credentials as they arrived (header, body or query), aliases already folded in. */
 export interface Credentials {
   appCode?: string | undefined
@@ -66,7 +69,10 @@ export function credentialsFrom(source: Record<string, unknown>): Credentials {
  */
 export async function authenticate(deps: Deps, creds: Credentials, clientIp: string): Promise<Caller> {
   const fail = (message: string): never => {
-    const app = creds.appCode ?? (creds.consoleToken !== undefined ? CONSOLE_APP.code : '')
+    const app = (creds.appCode ?? (creds.consoleToken !== undefined ? CONSOLE_APP.code : '')).slice(
+      0,
+      MAX_APP_CODE,
+    )
     if (deps.authFailures.fail(`${app}\u0000${clientIp}`, deps.now())) {
       throw new RateLimitedError('too many failed authentications for this app and address; try again later')
     }
@@ -76,6 +82,11 @@ export async function authenticate(deps: Deps, creds: Credentials, clientIp: str
   if (!appCode && creds.consoleToken !== undefined) return authenticateConsole(deps, creds.consoleToken, fail)
   if (!appCode) return fail('APP Code [bk_app_code] cannot be empty')
   if (!appSecret) return fail('APP Secret [bk_app_secret] cannot be empty')
+  // No app has a longer code (addApp refuses one): refused before it is echoed, looked up or counted at length
+  if (appCode.length > MAX_APP_CODE)
+    return fail(
+      `Invalid APP Code [bk_app_code]: longer than ${MAX_APP_CODE} characters, no app has such a code`,
+    )
   // PostgreSQL refuses NUL in text: such a code names no app (nor does such a username a user, below)
   if (appCode.includes('\u0000'))
     return fail(`Invalid APP Code [bk_app_code=${appCode}], please confirm the APP Code has been registered`)

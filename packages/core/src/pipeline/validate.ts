@@ -32,6 +32,29 @@ const DEGREES: Record<NodeKind, { incoming: [number, number]; outgoing: [number,
 const CONSTANT_KEY = /^\$\{[^${}]+\}$/
 
 /**
+ * The largest tree accepted: nodes (activities and gateways), flows and constants. The engine walks
+ * a tree in memory at every step of its task: these keep one task's walk small next to everyone
+ * else's. (Nesting of the tree's JSON is bounded by the API too: at most 64 levels.)
+ */
+export const TREE_LIMITS = { nodes: 1000, flows: 2000, constants: 1000 } as const
+
+function checkSize(input: unknown): string | undefined {
+  if (typeof input !== 'object' || input === null) return undefined
+  const tree = input as Record<string, unknown>
+  const count = (v: unknown) => (typeof v === 'object' && v !== null ? Object.keys(v).length : 0)
+  const nodes = count(tree.activities) + count(tree.gateways)
+  if (nodes > TREE_LIMITS.nodes)
+    return `pipeline tree has ${nodes} activities and gateways: at most ${TREE_LIMITS.nodes} (the limit)`
+  const flows = count(tree.flows)
+  if (flows > TREE_LIMITS.flows)
+    return `pipeline tree has ${flows} flows: at most ${TREE_LIMITS.flows} (the limit)`
+  const constants = count(tree.constants)
+  if (constants > TREE_LIMITS.constants)
+    return `pipeline tree has ${constants} constants: at most ${TREE_LIMITS.constants} (the limit)`
+  return undefined
+}
+
+/**
  * Checks a pipeline tree against every rule of a bk-sops pipeline tree and returns it parsed, with its graph,
  * or the first rule it breaks, naming the node, flow or constant.
  */
@@ -39,6 +62,8 @@ export function validatePipelineTree(
   input: unknown,
   opts: { hasComponent(code: string): boolean },
 ): PipelineValidation {
+  const tooLarge = checkSize(input)
+  if (tooLarge) return { ok: false, message: tooLarge }
   const parsed = PipelineTreeSchema.safeParse(input)
   if (!parsed.success) {
     const [issue] = parsed.error.issues

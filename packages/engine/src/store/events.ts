@@ -1,4 +1,4 @@
-import { type Executor, join, sql } from '@stdops/db'
+import { chunkRows, type Executor, join, sql } from '@stdops/db'
 
 /**
  * Published after every commit that appended task events, the task id as key (coalesced per tick,
@@ -50,8 +50,10 @@ export async function insertEvents(
     (ev, i) =>
       sql`(${taskId}, ${firstSeq + i}, ${ev.type}, ${ev.nodeId ?? null}, ${ev.state}, ${ev.data === undefined ? null : JSON.stringify(ev.data)}, ${now})`,
   )
-  await tx.execute(
-    sql`INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at) VALUES ${join(rows)}`,
-  )
+  for (const chunk of chunkRows(tx.provider, rows)) {
+    await tx.execute(
+      sql`INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at) VALUES ${join(chunk)}`,
+    )
+  }
   tx.publish(TASK_EVENTS_CHANNEL, String(taskId))
 }

@@ -3,7 +3,7 @@
  * through the `sql` tagged template; the SQL is the same on SQLite and PostgreSQL except where
  * `provider` says otherwise (claiming).
  */
-import { type Db, type Executor, empty, join, type Provider, type Sql, sql } from '@stdops/db'
+import { chunkRows, type Db, type Executor, empty, join, type Provider, type Sql, sql } from '@stdops/db'
 
 export type JobKind = 'node' | 'timer' | 'callback'
 
@@ -320,8 +320,10 @@ export function callbackJobRow(taskId: number, now: number, callbackId: number |
 /** Inserts job rows built by nodeJobRows / callbackJobRow, in one statement. */
 export async function insertJobs(tx: Executor, rows: readonly Sql[]): Promise<void> {
   if (rows.length === 0) return
-  await tx.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at, held)
-    VALUES ${join(rows)}`)
+  for (const chunk of chunkRows(tx.provider, rows)) {
+    await tx.execute(sql`INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at, held)
+      VALUES ${join(chunk)}`)
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Node rows and their history, and applying a plan (the rows, events and jobs one decision wrote). */
 import type { NodeState } from '@stdops/core'
-import { type Executor, empty, join, type Sql, sql } from '@stdops/db'
+import { chunkRows, type Executor, empty, join, type Sql, sql } from '@stdops/db'
 import type { NodeRow, Plan } from '../plan'
 import { insertEvents } from './events'
 import { insertJobs, nodeJobRows } from './jobs'
@@ -123,10 +123,11 @@ export async function applyPlan(
                  ${r.arrivals}, ${r.expected}, ${r.attempt}, ${r.inputs ?? null}, ${r.outputs ?? null}, ${r.error},
                  ${r.startedAt}, ${r.finishedAt}, ${r.held}, ${r.wait}, ${r.retryKind}, ${r.autoRetries}, ${r.inputOverrides})`,
     )
-    await tx.execute(sql`INSERT INTO node_states
+    for (const chunk of chunkRows(tx.provider, values))
+      await tx.execute(sql`INSERT INTO node_states
         (task_id, node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, inputs, outputs, error, started_at, finished_at,
          held, wait, retry_kind, auto_retries, input_overrides)
-      VALUES ${join(values)}
+      VALUES ${join(chunk)}
       ON CONFLICT (task_id, node_id) DO UPDATE SET
         state = excluded.state, version = excluded.version, loop = excluded.loop, retry = excluded.retry, skip = excluded.skip,
         error_ignored = excluded.error_ignored, arrivals = excluded.arrivals, expected = excluded.expected,
@@ -147,9 +148,10 @@ export async function applyPlan(
       ) => sql`(${taskId}, ${h.nodeId}, ${h.loop}, ${h.attempt}, ${h.state}, ${h.worker}, ${h.inputs}, ${h.outputs}, ${h.error},
                  ${h.startedAt}, ${h.finishedAt}, ${h.version}, ${h.retryKind}, ${h.skip}, ${h.log})`,
     )
-    await tx.execute(sql`INSERT INTO node_histories
+    for (const chunk of chunkRows(tx.provider, values))
+      await tx.execute(sql`INSERT INTO node_histories
         (task_id, node_id, loop, attempt, state, worker, inputs, outputs, error, started_at, finished_at, version, retry_kind, skip, log)
-      VALUES ${join(values)}`)
+      VALUES ${join(chunk)}`)
   }
   const jobs: Sql[] = nodeJobRows(taskId, plan.jobs, now)
   for (const later of plan.laterJobs) {
