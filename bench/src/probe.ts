@@ -21,6 +21,7 @@ import { createServer } from '../../apps/api/src/server'
 import { authenticate, credentialsFrom } from '../../apps/api/src/services/auth'
 import type { Deps } from '../../apps/api/src/services/deps'
 import { RateLimiter } from '../../apps/api/src/services/rate-limit'
+import { createStreamLimits } from '../../apps/api/src/services/streams'
 import { createTask, operateTask } from '../../apps/api/src/services/tasks'
 import { createEngine, createOutboundClient, loadComponentModules } from '../../packages/engine/src/index'
 import { freshDatabase, type Kind } from './lib/db'
@@ -180,6 +181,7 @@ export async function probe(
       publicUrl: 'http://localhost',
       utcOffsetMinutes: () => 0,
       authFailures: new RateLimiter(),
+      streams: createStreamLimits({ maxMs: 900_000, perUser: 20 }),
       now: Date.now,
       timeZone: 'UTC',
       lifecycle: createLifecycle(),

@@ -17,6 +17,7 @@ import { createMetrics } from './ops/metrics'
 import { type Deps, serverUtcOffset } from './services/deps'
 import { RateLimiter } from './services/rate-limit'
 import { startScheduledTask } from './services/schedules'
+import { createStreamLimits } from './services/streams'
 
 export type LogFormat = 'pretty' | 'json'
 
@@ -165,6 +166,7 @@ export async function createRuntime(
     publicUrl: (env.STDOPS_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
     utcOffsetMinutes: hooks.timeZone ? (at) => utcOffsetIn(timeZone, at) : serverUtcOffset,
     authFailures: new RateLimiter(),
+    streams: createStreamLimits({ maxMs: env.STDOPS_STREAM_MAX_MS, perUser: env.STDOPS_STREAM_MAX_PER_USER }),
     now,
     timeZone,
     lifecycle: createLifecycle(),

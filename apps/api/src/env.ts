@@ -61,6 +61,10 @@ const EnvSchema = z.object({
     .min(100)
     .max(3_600_000)
     .default(OUTBOUND_DEFAULTS.maxTimeoutMs),
+  /** Longest an event stream (task.events, task.changes) stays open; the client then follows again from its last event. */
+  STDOPS_STREAM_MAX_MS: z.coerce.number().int().min(1000).max(86_400_000).default(900_000),
+  /** Event streams one user may hold open at once, per process. */
+  STDOPS_STREAM_MAX_PER_USER: z.coerce.number().int().min(1).max(10_000).default(20),
   /** How long /metrics reuses what it read from the database (tasks by state, waiting nodes, due jobs). */
   STDOPS_METRICS_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
 })

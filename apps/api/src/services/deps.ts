@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Lifecycle } from '../ops/lifecycle'
 import type { Metrics } from '../ops/metrics'
 import type { RateLimiter } from './rate-limit'
+import type { StreamLimits } from './streams'
 
 /** What every use case gets: built once in main.ts (or a test) and passed down. */
 export interface Deps {
@@ -19,6 +20,8 @@ export interface Deps {
   /** Minutes east of UTC for legacy time strings; a function because it moves with DST. */
   utcOffsetMinutes: (at: Date) => number
   authFailures: RateLimiter
+  /** Event streams: maximum duration, open streams per user. */
+  streams: StreamLimits
   now: () => number
   /** IANA time zone of cron schedules (the server's, from `TZ`). */
   timeZone: string

@@ -6,6 +6,7 @@ import {
 } from '@stdops/core'
 import { operateTasks } from '../../services/operate-tasks'
 import { refOf as ref } from '../../services/projects'
+import { openStream } from '../../services/streams'
 import { followTaskChanges, searchTasks } from '../../services/task-search'
 import { taskWaits } from '../../services/waiting'
 import { authedProcedure } from '../init'
@@ -15,11 +16,16 @@ export const taskListProcedures = {
   search: authedProcedure
     .input(TaskSearchParamsSchema)
     .query(({ ctx, input }) => searchTasks(ctx.deps, ctx.caller, ref(input), input)),
-  changes: authedProcedure
-    .input(TaskChangesParamsSchema)
-    .subscription(({ ctx, input, signal }) =>
-      followTaskChanges(ctx.deps, ctx.caller, ref(input), input, signal),
-    ),
+  changes: authedProcedure.input(TaskChangesParamsSchema).subscription(({ ctx, input, signal }) => {
+    const stream = openStream(ctx.deps, ctx.caller, signal)
+    return (async function* () {
+      try {
+        yield* followTaskChanges(ctx.deps, ctx.caller, ref(input), input, stream.signal)
+      } finally {
+        stream.release()
+      }
+    })()
+  }),
   operateMany: authedProcedure
     .input(OperateTasksParamsSchema)
     .mutation(({ ctx, input }) =>
