@@ -301,13 +301,24 @@ describe('stdops commands against a real server', () => {
 
       const records = await stdops(['task', 'records', String(taskId), ...project], { env })
       expect(records.code).toBe(0)
-      expect(records.stdout).toMatch(/^ID\s+OPERATION\s+OPERATOR\s+SOURCE\s+DATE\s+NODE/)
-      const recordsJson = json<Array<{ operate_type: string; operator: string; operate_source: string }>>(
-        await stdops(['task', 'records', String(taskId), '--json', ...project], { env }),
+      expect(records.stdout).toMatch(/^ID\s+OPERATION\s+OPERATOR\s+APP\s+SOURCE\s+DATE\s+NODE/)
+      // the app that acted is named beside the user
+      expect(records.stdout.split('\n')[1]).toMatch(
+        new RegExp(`\\s${id.username}\\s+${id.appCode}\\s+app\\s`),
       )
-      expect(recordsJson.map((r) => [r.operate_type, r.operator, r.operate_source])).toEqual([
-        ['create', id.username, 'app'],
-        ['start', id.username, 'app'],
+      const recordsJson = json<
+        Array<{
+          operate_type: string
+          operator: string
+          operate_source: string
+          extra_info: { app_code: string }
+        }>
+      >(await stdops(['task', 'records', String(taskId), '--json', ...project], { env }))
+      expect(
+        recordsJson.map((r) => [r.operate_type, r.operator, r.extra_info.app_code, r.operate_source]),
+      ).toEqual([
+        ['create', id.username, id.appCode, 'app'],
+        ['start', id.username, id.appCode, 'app'],
       ])
 
       const list = await stdops(['task', 'list', '--keyword', 'first', ...project], { env })

@@ -50,6 +50,8 @@ export interface Operator {
   /** `api` for the ESB routes, `app` for tRPC and the CLI (bk-sops's operate_source). */
   source: string
   projectId: number
+  /** The app that made the call (a trusted or user-skip app acts for the user it names). */
+  appCode?: string
 }
 
 export interface TaskOperationRequest extends Operator {
@@ -163,6 +165,7 @@ export function createProtocol(deps: ProtocolDeps) {
           taskId: req.taskId,
           projectId: req.projectId,
           operator: req.operator,
+          appCode: req.appCode ?? '',
           type: action,
           source: req.source,
           at,
@@ -189,6 +192,7 @@ export function createProtocol(deps: ProtocolDeps) {
       const at = await compareAndSetTaskInOneStatement(db, req.taskId, current.version, t.next, {
         projectId: req.projectId,
         operator: req.operator,
+        appCode: req.appCode ?? '',
         type: action,
         source: req.source,
       })

@@ -631,6 +631,8 @@ export async function startScheduledTask(
     name: s.taskName.slice(0, 200),
     tree,
     operator: s.creator,
+    // the server fires it on the creator's behalf: no app calls
+    appCode: '',
     source: s.kind,
     start: true,
   })

@@ -106,6 +106,8 @@ export interface NewTask {
   tree: Record<string, unknown>
   /** Creator (and, when started, executor) of the task. */
   operator: string
+  /** The app that asked ('' for the server's own schedules). */
+  appCode: string
   /** The operate records' source, and the task's create_method. */
   source: OperateSource
   start: boolean
@@ -130,7 +132,7 @@ export async function insertTask(
     RETURNING id`)
   const id = Number(row!.id)
   await appendTaskEvent(tx, id, { type: 'task_state', state: 'CREATED' }, now)
-  const operator = { operator: t.operator, source: t.source, projectId: t.projectId }
+  const operator = { operator: t.operator, appCode: t.appCode, source: t.source, projectId: t.projectId }
   await writeOperateRecord(tx, { ...operator, taskId: id, type: 'create', at: now })
   tx.afterCommit(() => deps.metrics.taskCreated())
   if (!t.start) return { id, effects: [] }
@@ -232,6 +234,7 @@ export async function createTask(
       callbackVersion: input.callback_version,
       tree,
       operator: caller.username,
+      appCode: caller.app.code,
       source: opts.source,
       start: opts.start ?? false,
     }),
@@ -253,6 +256,7 @@ export async function operateTask(
     taskId,
     action: action ?? '',
     operator: caller.username,
+    appCode: caller.app.code,
     source,
     projectId: project.id,
     seen: task,
@@ -711,6 +715,7 @@ export async function operateRecords(
     node_id: r.nodeId,
     instance_id: r.taskId,
     project_id: r.projectId,
-    extra_info: parseExtra(r.extraInfo),
+    // which app acted beside what the operation took: a trusted or user-skip app acts for the user `operator` names
+    extra_info: { ...parseExtra(r.extraInfo), app_code: r.appCode },
   }))
 }

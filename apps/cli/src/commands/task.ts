@@ -177,6 +177,7 @@ export async function taskRecords(ctx: CommandContext, id: string, o: { node?: s
       { header: 'ID', value: (r) => String(r.id) },
       { header: 'OPERATION', value: (r) => r.operate_type },
       { header: 'OPERATOR', value: (r) => r.operator },
+      { header: 'APP', value: (r) => dash(r.extra_info.app_code) },
       { header: 'SOURCE', value: (r) => r.operate_source },
       { header: 'DATE', value: (r) => dash(r.operate_date) },
       { header: 'NODE', value: (r) => dash(r.node_id) },

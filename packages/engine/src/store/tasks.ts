@@ -186,6 +186,8 @@ export interface OperateRecordInput {
   taskId: number
   projectId: number
   operator: string
+  /** The app that made the call; `''` when none is known. */
+  appCode?: string
   type: string
   source: string
   /** `''` for a task operation. */
@@ -197,8 +199,8 @@ export interface OperateRecordInput {
 
 export async function insertOperateRecord(tx: Executor, r: OperateRecordInput): Promise<void> {
   const extra = r.extraInfo === undefined ? null : JSON.stringify(r.extraInfo)
-  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, extra_info, created_at)
-    VALUES (${r.taskId}, ${r.projectId}, ${r.nodeId ?? ''}, ${r.operator}, ${r.type}, ${r.source}, ${extra}, ${r.at})`)
+  await tx.execute(sql`INSERT INTO operate_records (task_id, project_id, node_id, operator, app_code, operate_type, operate_source, extra_info, created_at)
+    VALUES (${r.taskId}, ${r.projectId}, ${r.nodeId ?? ''}, ${r.operator}, ${r.appCode ?? ''}, ${r.type}, ${r.source}, ${extra}, ${r.at})`)
 }
 
 /**
@@ -235,8 +237,8 @@ export async function compareAndSetTaskInOneStatement(
       WHERE id = ${taskId} AND version = ${expected} RETURNING id, event_seq), ${hold}
     e AS (INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at)
       SELECT id, event_seq, 'task_state', NULL, ${next}, NULL, ${nowMs} FROM u),
-    r AS (INSERT INTO operate_records (task_id, project_id, node_id, operator, operate_type, operate_source, created_at)
-      SELECT id, ${record.projectId}, ${record.nodeId ?? ''}, ${record.operator}, ${record.type}, ${record.source}, ${nowMs} FROM u)
+    r AS (INSERT INTO operate_records (task_id, project_id, node_id, operator, app_code, operate_type, operate_source, created_at)
+      SELECT id, ${record.projectId}, ${record.nodeId ?? ''}, ${record.operator}, ${record.appCode ?? ''}, ${record.type}, ${record.source}, ${nowMs} FROM u)
     SELECT ${nowMs} AS at FROM u`)
   if (!row) return null
   exec.publish(TASK_EVENTS_CHANNEL, String(taskId))
