@@ -23,7 +23,12 @@ import type { Deps } from '../../apps/api/src/services/deps'
 import { RateLimiter } from '../../apps/api/src/services/rate-limit'
 import { createStreamLimits } from '../../apps/api/src/services/streams'
 import { createTask, operateTask } from '../../apps/api/src/services/tasks'
-import { createEngine, createOutboundClient, loadComponentModules } from '../../packages/engine/src/index'
+import {
+  createEngine,
+  createOutboundClient,
+  createSecretBox,
+  loadComponentModules,
+} from '../../packages/engine/src/index'
 import { freshDatabase, type Kind } from './lib/db'
 import { COMPONENTS, SECRET_KEY } from './lib/proc'
 import { sleep, summarize } from './lib/stats'
@@ -178,6 +183,7 @@ export async function probe(
       outbound,
       logger: createLogger({ LOG_LEVEL: 'silent' }),
       secretKey: SECRET_KEY,
+      secrets: createSecretBox(SECRET_KEY),
       publicUrl: 'http://localhost',
       utcOffsetMinutes: () => 0,
       authFailures: new RateLimiter(),

@@ -3,7 +3,7 @@ import { CategorySchema, ParamInvalidError, StdopsError, TEMPLATE_CATEGORIES } f
 import { Command, InvalidArgumentError } from 'commander'
 import { bootstrapDemo } from './bootstrap'
 import { DEFAULT_CONSOLE_DIR } from './console'
-import { createLogger, createRuntime, type Runtime, testHooksFromPreload } from './deps'
+import { createLogger, createRuntime, type Runtime, testHooksFromPreload, warnAboutSecretKey } from './deps'
 import { readEnv } from './env'
 import { stopTracing } from './ops/tracing'
 import { createOpsServer, createServer } from './server'
@@ -51,6 +51,7 @@ const print = (line: string) => process.stdout.write(`${line}\n`)
 async function serve(opts: { api: boolean; worker: boolean }) {
   const env = readEnv()
   const logger = createLogger(env)
+  warnAboutSecretKey(env, logger)
   const rt = await createRuntime(env, logger, testHooksFromPreload())
   const consoleDir = env.STDOPS_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR
   const server = opts.api ? createServer(rt.deps, { consoleDir }) : null

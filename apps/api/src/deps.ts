@@ -2,6 +2,7 @@ import { createDb, type MigratableDb, redactUrl, sql } from '@stdops/db'
 import {
   createEngine,
   createOutboundClient,
+  createSecretBox,
   loadComponentModules,
   localTimeZone,
   utcOffsetIn,
@@ -83,6 +84,26 @@ async function secretKeyFor(db: MigratableDb, env: Env): Promise<string> {
 }
 
 /**
+ * Without STDOPS_SECRET_KEY the key is generated and kept in the database, beside what it protects
+ * (app secret and token hashes, sealed secret constants): a copy of the database is then enough to
+ * test guesses and open secrets. A production deployment (NODE_ENV=production) does not start so.
+ */
+export function checkSecretKey(env: Pick<Env, 'STDOPS_SECRET_KEY' | 'NODE_ENV'>): void {
+  if (env.STDOPS_SECRET_KEY || env.NODE_ENV !== 'production') return
+  throw new Error(
+    'STDOPS_SECRET_KEY is not set: with NODE_ENV=production stdops does not start without it (a long random value, the same in every process; see docs/security.md)',
+  )
+}
+
+/** The warning a server logs at start when it runs on a key kept in its own database. */
+export function warnAboutSecretKey(env: Pick<Env, 'STDOPS_SECRET_KEY'>, logger: Logger): void {
+  if (env.STDOPS_SECRET_KEY) return
+  logger.warn(
+    'STDOPS_SECRET_KEY is not set: using a key generated and kept in the database, so a copy of the database alone can test credential guesses and open secret constants; set it in production (docs/security.md)',
+  )
+}
+
+/**
  * What tests may change in a runtime: the clock, the schedules' time zone, a fault hook. Production
  * passes none of these; child server processes get them only from `testHooksFromPreload`.
  */
@@ -116,6 +137,7 @@ export async function createRuntime(
   logger: Logger = createLogger(env),
   hooks: RuntimeTestHooks = {},
 ): Promise<Runtime> {
+  checkSecretKey(env)
   const db = createDb(env.DATABASE_URL, { poolSize: env.STDOPS_DB_POOL_SIZE })
   const applied = await db.migrate()
   if (applied.length > 0)
@@ -140,9 +162,12 @@ export async function createRuntime(
     maxResponseBytes: env.STDOPS_OUTBOUND_MAX_BYTES,
     maxTimeoutMs: env.STDOPS_OUTBOUND_TIMEOUT_MS,
   })
+  const secretKey = await secretKeyFor(db, env)
+  const secrets = createSecretBox(secretKey)
   const engine = createEngine({
     db,
     outbound,
+    secrets,
     telemetry: metrics.telemetry,
     logger: logger.child({ component: 'engine' }),
     components,
@@ -162,7 +187,8 @@ export async function createRuntime(
     engine,
     outbound,
     logger,
-    secretKey: await secretKeyFor(db, env),
+    secretKey,
+    secrets,
     publicUrl: (env.STDOPS_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
     utcOffsetMinutes: hooks.timeZone ? (at) => utcOffsetIn(timeZone, at) : serverUtcOffset,
     authFailures: new RateLimiter(),

@@ -13,6 +13,8 @@ const EnvSchema = z.object({
   STDOPS_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   STDOPS_PUBLIC_URL: z.string().url().optional(),
   STDOPS_SECRET_KEY: z.string().min(16).optional(),
+  /** `production` in deployments: then STDOPS_SECRET_KEY is required. */
+  NODE_ENV: z.string().optional(),
   STDOPS_COMPONENTS: z.string().optional(),
   STDOPS_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
   /** A project's share of a worker's slots; default: the concurrency minus an eighth (28 of 32). */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3'
 import Database from 'better-sqlite3'
@@ -54,9 +54,20 @@ export function sqlitePath(url: string): string {
   return url.replace(/^file:/, '').replace(/\?.*$/, '')
 }
 
+/**
+ * Opens the database file, readable by this user only: the directories it creates are 0700 and
+ * the file 0600 (an existing file is narrowed to 0600; SQLite gives its -wal and -shm files the
+ * database file's mode). The database holds hashed credentials, sealed secrets and, when
+ * STDOPS_SECRET_KEY is not set, the server key itself. Directories that already exist are left as
+ * they are (they may be shared, such as /tmp).
+ */
 export function openSqlite(url: string): Database.Database {
   const path = sqlitePath(url)
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    closeSync(openSync(path, 'a', 0o600))
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
+  }
   const conn = new Database(path)
   for (const p of SQLITE_PRAGMAS) conn.pragma(p)
   return conn

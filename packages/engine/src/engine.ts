@@ -48,6 +48,7 @@ export function createEngine(deps: EngineDeps): Engine {
     concurrency,
     projectConcurrency: deps.projectConcurrency ?? defaultProjectConcurrency(concurrency),
     http,
+    secrets: deps.secrets,
     callbackRetryMs: deps.callbackRetryMs ?? 1000,
     callbackTimeoutMs: deps.callbackTimeoutMs ?? 10_000,
     jobRetryMs: deps.jobRetryMs ?? 1000,

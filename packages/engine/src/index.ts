@@ -38,6 +38,7 @@ export {
   type ScheduledStartResult,
   type StartScheduledTask,
 } from './schedules'
+export { createSecretBox, type SecretBox, SecretOpenError, sealTreeSecrets } from './secrets'
 export {
   type Attempt,
   appendTaskEvent,

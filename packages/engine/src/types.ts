@@ -10,6 +10,7 @@ import type {
   TaskOperationRequest,
 } from './protocol'
 import type { StartScheduledTask } from './schedules'
+import type { SecretBox } from './secrets'
 import type { EngineTelemetry } from './telemetry'
 
 /** What a component's `execute` or `schedule` step comes back with. */
@@ -90,6 +91,11 @@ export interface EngineDeps {
    * default limits that reaches public addresses only, closed when the engine stops.
    */
   outbound?: OutboundClient
+  /**
+   * Opens secret constants (sealed with the server key) for the component step that uses them, and
+   * scrubs them from what the step returns. Without it sealed values stay sealed.
+   */
+  secrets?: SecretBox
   /** callback_url retry backoff: base × 2^(attempt−1) ms, capped at 60 s. Default 1000. */
   callbackRetryMs?: number
   /** callback_url request timeout. Default 10000. */

@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
 import type { OutboundClient } from './outbound'
 import { describeIssues } from './plan'
+import type { SecretBox } from './secrets'
 import {
   appendAttemptLog,
   type ClaimedJob,
@@ -81,6 +82,8 @@ export interface WorkerOptions {
   /** At most this many of this worker's slots hold one project's jobs at once (fair sharing). */
   projectConcurrency: number
   http: OutboundClient
+  /** Opens secret constants for a component step; without it sealed values reach components as they are. */
+  secrets?: SecretBox | undefined
   callbackRetryMs: number
   callbackTimeoutMs: number
   /** Base of the backoff between a failed job transaction's tries (jobBackoff). */
@@ -306,20 +309,35 @@ export function createWorker(o: WorkerOptions): Worker {
   ): Promise<ComponentResult> => {
     const fn = step === 'execute' ? module.execute : module.schedule
     if (!fn) return { status: 'finished', outputs: {} }
+    // Secret constants are opened here, for this step only; what it returns is scrubbed of them.
+    let opened: { value: unknown; secrets: string[] } = { value: inputs, secrets: [] }
+    if (o.secrets) {
+      try {
+        opened = o.secrets.open(inputs)
+      } catch (err) {
+        return { status: 'failed', error: errorMessage(err) }
+      }
+    }
+    const scrub = (r: ComponentResult): ComponentResult => {
+      if (!o.secrets || opened.secrets.length === 0) return r
+      if (r.status === 'finished') return { ...r, outputs: o.secrets.scrub(r.outputs, opened.secrets) }
+      if (r.status === 'failed') return { ...r, error: o.secrets.scrub(r.error, opened.secrets) }
+      return r
+    }
     let result: ComponentResult
     try {
-      result = (await fn.call(module, inputs, componentContext(run, callbackData))) as ComponentResult
+      result = (await fn.call(module, opened.value, componentContext(run, callbackData))) as ComponentResult
     } catch (err) {
       const why = run.controller.signal.aborted
         ? errorMessage(run.controller.signal.reason)
         : errorMessage(err)
-      return { status: 'failed', error: `component ${module.code} ${step} threw: ${why}` }
+      return scrub({ status: 'failed', error: `component ${module.code} ${step} threw: ${why}` })
     }
     switch (result?.status) {
       case 'finished':
       case 'failed':
       case 'callback':
-        return result
+        return scrub(result)
       case 'wait':
         if (Number.isFinite(result.until)) return result
     }

@@ -1,4 +1,4 @@
-import { formatZodError, LegacyCode, ParamInvalidError } from '@stdops/core'
+import { formatZodError, LegacyCode, maskSealedText, ParamInvalidError } from '@stdops/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { authenticate, type Credentials, credentialsFrom } from '../services/auth'
 import type { Deps } from '../services/deps'
@@ -44,12 +44,15 @@ export function sendEnvelope(
     trace_id: traceId,
     ...body.extra,
   }
-  return reply
-    .status(status)
-    .header('x-request-id', requestId)
-    .header('sops-trace-id', traceId)
-    .header('content-type', 'application/json; charset=utf-8')
-    .send(JSON.stringify(envelope))
+  return (
+    reply
+      .status(status)
+      .header('x-request-id', requestId)
+      .header('sops-trace-id', traceId)
+      .header('content-type', 'application/json; charset=utf-8')
+      // secret constants are stored sealed; no reply shows them otherwise than masked
+      .send(maskSealedText(JSON.stringify(envelope)))
+  )
 }
 
 /** HTTP 404 with the envelope: no such API. */

@@ -1,5 +1,5 @@
 import type { Db } from '@stdops/db'
-import type { Engine, OutboundClient } from '@stdops/engine'
+import type { Engine, OutboundClient, SecretBox } from '@stdops/engine'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../ops/lifecycle'
 import type { Metrics } from '../ops/metrics'
@@ -15,6 +15,8 @@ export interface Deps {
   logger: Logger
   /** HMAC key for secrets and tokens. */
   secretKey: string
+  /** Seals secret constants with the server key (the engine opens them for the component that uses them). */
+  secrets: SecretBox
   /** Base of task_url. */
   publicUrl: string
   /** Minutes east of UTC for legacy time strings; a function because it moves with DST. */

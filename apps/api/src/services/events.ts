@@ -1,4 +1,4 @@
-import { NotFoundError } from '@stdops/core'
+import { maskSealed, NotFoundError } from '@stdops/core'
 import { sql } from '@stdops/db'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
@@ -75,7 +75,8 @@ function toEvent(deps: Deps, taskId: number, r: EventRow): TaskEvent {
     type: r.type === 'node_state' ? 'node_state' : 'task_state',
     node_id: r.node_id ?? null,
     state: r.state ?? '',
-    data: parseData(r.data),
+    // an event's data (an error, outputs) never holds a secret constant but masked
+    data: maskSealed(parseData(r.data)),
     created_at: at,
     time: formatTime(deps, at),
   }

@@ -22,7 +22,7 @@ import {
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
-import { exclusionFor, insertTask, prepareTaskTree } from './tasks'
+import { exclusionFor, insertTask, prepareTaskTree, sealedOverrides } from './tasks'
 import { findTemplateOf, previewTree, schemeNodeLists } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
@@ -445,7 +445,12 @@ export async function createClockedTask(
   // Checked now (the schemes exist, the constants resolve); applied to the template as it is when it fires.
   const base = JSON.parse(template.pipelineTree) as Record<string, unknown>
   const exclude = await exclusionFor(deps, template, base, input.task_parameters)
-  prepareTaskTree(deps, previewTree(base, exclude).pipeline_tree, input.task_parameters.constants)
+  const prepared = prepareTaskTree(deps, previewTree(base, exclude).pipeline_tree, input.task_parameters.constants)
+  // kept as given, but for secret constants: those are kept sealed
+  const taskParameters = {
+    ...input.task_parameters,
+    constants: sealedOverrides(prepared, input.task_parameters.constants) ?? {},
+  }
   const c = await deps.db.prisma.clockedTask.create({
     data: {
       projectId: project.id,
@@ -455,7 +460,7 @@ export async function createClockedTask(
       creator: caller.username,
       editor: caller.username,
       planStartAt: BigInt(at),
-      taskParameters: JSON.stringify(input.task_parameters),
+      taskParameters: JSON.stringify(taskParameters),
       createdAt: BigInt(now),
       editedAt: BigInt(now),
     },

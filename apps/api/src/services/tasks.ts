@@ -2,6 +2,8 @@ import {
   buildStatusTree,
   exclusionForExecuteList,
   exclusionForSchemes,
+  isSecretConstant,
+  MASK,
   type NodeState,
   NotFoundError,
   ParamInvalidError,
@@ -11,7 +13,13 @@ import {
   validatePipelineTree,
 } from '@stdops/core'
 import { type Executor, join, type Sql, sql } from '@stdops/db'
-import { appendTaskEvent, type Effect, OutboundError, writeOperateRecord } from '@stdops/engine'
+import {
+  appendTaskEvent,
+  type Effect,
+  OutboundError,
+  sealTreeSecrets,
+  writeOperateRecord,
+} from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { type Action, authorize, type ProjectRef, resolveProject, resolveScope } from './projects'
@@ -63,14 +71,18 @@ export async function resolveTask(
   return { project, task }
 }
 
-/** Applies constant overrides (keyed `${key}` or `key`) to a tree's constants; unknown keys are ignored, as bk-sops does. */
+/**
+ * Applies constant overrides (keyed `${key}` or `key`) to a tree's constants; unknown keys are
+ * ignored, as bk-sops does. A secret constant given the mask (`******`, what every reply shows in
+ * its place) keeps its value: a client that sends back what it read changes nothing.
+ */
 function withOverrides(tree: Record<string, unknown>, overrides: Record<string, unknown> | undefined) {
   if (!overrides) return tree
   const constants = { ...((tree.constants as Record<string, Record<string, unknown>> | undefined) ?? {}) }
   for (const [k, v] of Object.entries(overrides)) {
     const key = k.startsWith('${') ? k : `\${${k}}`
     const c = constants[key]
-    if (c) constants[key] = { ...c, value: v }
+    if (c && !(v === MASK && isSecretConstant(c))) constants[key] = { ...c, value: v }
   }
   return { ...tree, constants }
 }
@@ -89,7 +101,26 @@ export function prepareTaskTree(
   if (!checked.ok) throw new ParamInvalidError(`invalid pipeline_tree: ${checked.message}`)
   const resolved = resolveConstants(checked.tree.constants ?? {})
   if (!resolved.ok) throw new ParamInvalidError(`invalid constants: ${resolved.message}`)
-  return tree
+  // secret constants given in the clear (in the tree or as overrides) are stored sealed
+  return sealTreeSecrets(deps.secrets, tree)
+}
+
+/**
+ * `overrides` with the values of secret constants replaced by the sealed values `prepared` holds
+ * (for overrides stored as given, such as a clocked task's parameters).
+ */
+export function sealedOverrides(
+  prepared: Record<string, unknown>,
+  overrides: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  if (!overrides) return overrides
+  const constants = (prepared.constants as Record<string, Record<string, unknown>> | undefined) ?? {}
+  return Object.fromEntries(
+    Object.entries(overrides).map(([k, v]) => {
+      const c = constants[k.startsWith('${') ? k : `\${${k}}`]
+      return [k, c && isSecretConstant(c) ? c.value : v]
+    }),
+  )
 }
 
 export interface NewTask {

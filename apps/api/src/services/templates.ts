@@ -6,6 +6,7 @@ import {
   type TemplateSource,
   validatePipelineTree,
 } from '@stdops/core'
+import { sealTreeSecrets } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
@@ -72,7 +73,8 @@ export async function createTemplate(
       name: input.name ?? defaultTemplateName(deps, nowMs),
       description: input.description ?? '',
       category: input.category ?? 'Other',
-      pipelineTree: JSON.stringify(input.pipeline_tree),
+      // secret constants are stored sealed with the server key
+      pipelineTree: JSON.stringify(sealTreeSecrets(deps.secrets, input.pipeline_tree)),
       creator: caller.username,
       editor: caller.username,
       createdAt: now,

@@ -1,4 +1,4 @@
-import { formatZodError, LegacyCode, StdopsError } from '@stdops/core'
+import { formatZodError, LegacyCode, maskSealed, StdopsError } from '@stdops/core'
 import { initTRPC, TRPCError } from '@trpc/server'
 import { ZodError } from 'zod'
 import { authenticate, CrossSiteRequestError } from '../services/auth'
@@ -60,8 +60,18 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result
 })
 
+/**
+ * Secret constants are stored sealed: no reply shows them otherwise than masked. (Subscriptions
+ * yield their items later: the event stream masks its events itself.)
+ */
+const maskSecrets = t.middleware(async ({ type, next }) => {
+  const result = await next()
+  if (result.ok && type !== 'subscription') return { ...result, data: maskSealed(result.data) }
+  return result
+})
+
 export const router = t.router
-export const publicProcedure = t.procedure.use(mapErrors)
+export const publicProcedure = t.procedure.use(mapErrors).use(maskSecrets)
 
 /**
  * Mutations that a browser sends by itself with the console's cookie (sign-in, sign-out, and
