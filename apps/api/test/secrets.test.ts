@@ -218,6 +218,45 @@ describe('secret constants', () => {
     expect(await storedText(templateId, given)).not.toContain(OTHER_SECRET)
   })
 
+  it('a credential header written literally into bk_http_request is sealed and masked the same way', async () => {
+    const admin = await makeIdentity(h.deps, { role: 'admin' })
+    const viewer = await makeIdentity(h.deps, { role: 'viewer', projectId: admin.projectId })
+    const a = legacyClient(h, admin)
+    const b = createTreeBuilder()
+    const call = b.activity('bk_http_request', {
+      data: {
+        bk_http_request_url: { hook: false, value: echo.url },
+        bk_http_request_header: {
+          hook: false,
+          value: [
+            { name: 'authorization', value: `Bearer ${OTHER_SECRET}` },
+            { name: 'X-Trace', value: 'visible-header-value' },
+          ],
+        },
+      },
+    })
+    b.chain(b.startId, call, b.endId)
+    const templateId = ok<{ template_id: number }>(
+      await a.post('create_template', { name: 'literal header', pipeline_tree: b.build() }),
+    ).template_id
+    echo.auths.length = 0
+    const taskId = ok<{ task_id: number }>(
+      await a.post('create_and_start_task', { template_id: templateId, name: 'header' }),
+    ).task_id
+    const v = legacyClient(h, viewer)
+    await waitForState(v, taskId, 'FINISHED')
+    expect(echo.auths).toEqual([`Bearer ${OTHER_SECRET}`])
+    const replies = JSON.stringify([
+      (await v.get('get_template_info', { template_id: templateId })).body,
+      (await v.get('get_task_detail', { task_id: taskId })).body,
+      (await v.get('get_task_status', { task_id: taskId })).body,
+    ])
+    expect(replies).not.toContain(OTHER_SECRET)
+    expect(replies).toContain('visible-header-value')
+    expect(replies).toContain('******')
+    expect(await storedText(templateId, taskId)).not.toContain(OTHER_SECRET)
+  })
+
   it('a secret sealed under another server key fails its node, naming the cause and no value', async () => {
     const admin = await makeIdentity(h.deps, { role: 'admin' })
     const a = legacyClient(h, admin)

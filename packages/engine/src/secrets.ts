@@ -79,11 +79,60 @@ export function createSecretBox(serverKey: string): SecretBox {
   }
 }
 
+/** Request headers that carry credentials: their literal values in bk_http_request are sealed too. */
+export const CREDENTIAL_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-bkapi-authorization',
+  'x-bk-app-secret',
+  'x-api-key',
+  'x-auth-token',
+])
+
 /**
- * A tree's secret constants with their plain values sealed (values already sealed are kept): what
- * is stored for a template or a task. Other constants and the rest of the tree are untouched.
+ * A tree with its secrets sealed (values already sealed are kept): what is stored for a template
+ * or a task. Secrets are the secret constants' values, and the literal values of credential
+ * headers (`Authorization`, `Cookie`, … see CREDENTIAL_HEADERS) written into a bk_http_request's
+ * `bk_http_request_header` (a value with a `${…}` reference is left to render: make the
+ * referenced constant a secret). Everything else is untouched.
  */
 export function sealTreeSecrets<T extends Record<string, unknown>>(box: SecretBox, tree: T): T {
+  return sealHeaders(box, sealConstants(box, tree))
+}
+
+function sealHeaders<T extends Record<string, unknown>>(box: SecretBox, tree: T): T {
+  const activities = tree.activities as Record<string, Record<string, unknown>> | undefined
+  if (!activities || typeof activities !== 'object') return tree
+  let changed = false
+  const out: Record<string, unknown> = {}
+  for (const [id, act] of Object.entries(activities)) {
+    out[id] = act
+    const component = act?.component as
+      | { code?: unknown; data?: Record<string, { value?: unknown }> }
+      | undefined
+    const header = component?.data?.bk_http_request_header
+    if (!header || !Array.isArray(header.value)) continue
+    let touched = false
+    const value = header.value.map((h: unknown) => {
+      if (!h || typeof h !== 'object') return h
+      const { name, value: v } = h as { name?: unknown; value?: unknown }
+      if (typeof name !== 'string' || !CREDENTIAL_HEADERS.has(name.toLowerCase())) return h
+      if (typeof v !== 'string' || v === '' || v.includes('${') || isSealed(v)) return h
+      touched = true
+      return { ...h, value: box.seal(v) }
+    })
+    if (!touched) continue
+    changed = true
+    out[id] = {
+      ...act,
+      component: { ...component, data: { ...component.data, bk_http_request_header: { ...header, value } } },
+    }
+  }
+  return changed ? { ...tree, activities: out } : tree
+}
+
+function sealConstants<T extends Record<string, unknown>>(box: SecretBox, tree: T): T {
   const constants = tree.constants as Record<string, Record<string, unknown>> | undefined
   if (!constants || typeof constants !== 'object') return tree
   let changed = false
