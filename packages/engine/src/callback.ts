@@ -47,6 +47,8 @@ export async function postCallback(
       body,
       signal,
       timeoutMs,
+      // only the status counts: a receiver's long answer is not read
+      readBody: false,
     })
     return res.status >= 200 && res.status < 300 ? null : `callback_url answered status ${res.status}`
   } catch (err) {

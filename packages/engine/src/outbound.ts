@@ -69,6 +69,8 @@ export interface OutboundRequest {
   timeoutMs?: number
   /** The caller's cancellation (revoke, shutdown). */
   signal?: AbortSignal
+  /** false: the answer's body is not read (its status and headers are what counts); `text` is ''. */
+  readBody?: boolean
 }
 
 export interface OutboundResponse {
@@ -232,6 +234,13 @@ function findRefused(err: unknown): RefusedAddress | null {
   return null
 }
 
+function flatHeaders(headers: Dispatcher.ResponseData['headers']): Record<string, string> {
+  const flat: Record<string, string> = {}
+  for (const [k, v] of Object.entries(headers))
+    if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : v
+  return flat
+}
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization'])
 
@@ -346,6 +355,10 @@ export function createOutboundClient(options: OutboundOptions = {}): OutboundCli
               headers = headers.filter(([n]) => !CREDENTIAL_HEADERS.has(n.toLowerCase()))
             url = next
             continue
+          }
+          if (req.readBody === false) {
+            res.body.destroy()
+            return { status: res.statusCode, headers: flatHeaders(res.headers), text: '', url: url.href }
           }
           const declared = Number(res.headers['content-length'])
           if (Number.isFinite(declared) && declared > limits.maxResponseBytes) {
