@@ -32,16 +32,38 @@ export function maskSealedText(text: string): string {
   return text.includes(SEALED_PREFIX) ? text.replace(SEALED, MASK) : text
 }
 
-/** `value` with every sealed token in its strings (keys included) replaced by the mask; the same value when there is none. */
+/**
+ * `value` with every sealed token in its strings (keys included) replaced by the mask. What holds
+ * no token is returned as it is (the same objects): a reply without secrets costs one walk.
+ */
 export function maskSealed<T>(value: T): T {
   const walk = (v: unknown, depth: number): unknown => {
     if (typeof v === 'string') return maskSealedText(v)
     if (depth > 200 || v === null || typeof v !== 'object') return v
-    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
-    if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) return v
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) out[maskSealedText(k)] = walk(x, depth + 1)
-    return out
+    if (Array.isArray(v)) {
+      let out: unknown[] | null = null
+      for (let i = 0; i < v.length; i++) {
+        const x = walk(v[i], depth + 1)
+        if (x !== v[i]) {
+          out ??= v.slice()
+          out[i] = x
+        }
+      }
+      return out ?? v
+    }
+    const proto = Object.getPrototypeOf(v)
+    if (proto !== Object.prototype && proto !== null) return v
+    let out: Record<string, unknown> | null = null
+    for (const [k, x] of Object.entries(v)) {
+      const mk = maskSealedText(k)
+      const mx = walk(x, depth + 1)
+      if (mk !== k || mx !== x) {
+        out ??= { ...(v as Record<string, unknown>) }
+        if (mk !== k) delete out[k]
+        out[mk] = mx
+      }
+    }
+    return out ?? v
   }
   return walk(value, 0) as T
 }
