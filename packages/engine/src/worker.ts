@@ -6,6 +6,7 @@
  */
 
 import { context, ROOT_CONTEXT } from '@opentelemetry/api'
+import { CONSTANT_LIMITS, MAX_NESTING, nestingWithin, sizeWithin } from '@stdops/core'
 import type { Db } from '@stdops/db'
 import type { Logger } from 'pino'
 import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
@@ -120,6 +121,19 @@ interface Run {
   grace?: NodeJS.Timeout
   /** The attempt's log, once the run knows which attempt it is. */
   log?: AttemptLog
+}
+
+/**
+ * Why a step's outputs cannot be kept, or null: they are stored, shown and may feed constants, so
+ * they are held to what a request could carry (a parsed HTTP answer can nest thousands deep, past
+ * what serialising them survives).
+ */
+function outputsProblem(outputs: unknown): string | null {
+  if (!nestingWithin(outputs, MAX_NESTING))
+    return `outputs nest deeper than ${MAX_NESTING} levels (the limit)`
+  if (sizeWithin(outputs, CONSTANT_LIMITS.valueChars) > CONSTANT_LIMITS.valueChars)
+    return `outputs are larger than ${CONSTANT_LIMITS.valueChars} characters (the limit)`
+  return null
 }
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err))
@@ -334,7 +348,12 @@ export function createWorker(o: WorkerOptions): Worker {
       return scrub({ status: 'failed', error: `component ${module.code} ${step} threw: ${why}` })
     }
     switch (result?.status) {
-      case 'finished':
+      case 'finished': {
+        const problem = outputsProblem(result.outputs)
+        return problem
+          ? { status: 'failed', error: `component ${module.code} ${step}: ${problem}` }
+          : scrub(result)
+      }
       case 'failed':
       case 'callback':
         return scrub(result)

@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Engine } from '../src/index'
 import { insertEvents } from '../src/store/events'
 import { insertJobs, nodeJobRows } from '../src/store/jobs'
-import { createHarness, type Harness, insertTask, nodes, operate, PROVIDER, waitFor } from './helpers'
+import {
+  createHarness,
+  type Harness,
+  httpServer,
+  insertTask,
+  nodes,
+  operate,
+  PROVIDER,
+  waitFor,
+} from './helpers'
 
 let h: Harness
 let engine: Engine
@@ -45,6 +54,33 @@ describe('many-row inserts', () => {
     expect(Number(e!.n)).toBe(12_000)
     expect(Number(j!.n)).toBe(10_000)
     await h.db.execute(sql`DELETE FROM jobs WHERE task_id = ${taskId}`)
+  })
+})
+
+describe('outputs', () => {
+  it('an answer nested 100,000 deep fails its node naming the limit, instead of breaking the worker when stored', async () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000)
+    const server = await httpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(deep)
+    })
+    try {
+      const b = createTreeBuilder()
+      const node = b.activity('bk_http_request', {
+        data: { bk_http_request_url: { hook: false, value: server.url } },
+      })
+      b.chain(b.startId, node, b.endId)
+      const id = await insertTask(h.db, b.build())
+      await operate(engine, id, 'start')
+      const row = await waitFor('the node to fail', async () => {
+        const n = (await nodes(h.db, id)).get(node)
+        return n?.state === 'FAILED' ? n : null
+      })
+      expect(row.error).toBe(
+        'component bk_http_request execute: outputs nest deeper than 64 levels (the limit)',
+      )
+    } finally {
+      await server.close()
+    }
   })
 })
 
