@@ -613,7 +613,10 @@ describe('the legacy API, API by API, as bk-sops documents it', () => {
   let ctx: Ctx
 
   beforeAll(async () => {
-    h = await startHarness({ env: { STDOPS_PUBLIC_URL: 'https://sops.example.test' } })
+    // callback_url on 127.0.0.1 (a port nothing listens on) must be allowed to be accepted
+    h = await startHarness({
+      env: { STDOPS_PUBLIC_URL: 'https://sops.example.test', STDOPS_OUTBOUND_ALLOW: '127.0.0.1' },
+    })
     const id = await makeIdentity(h.deps, { role: 'admin', trusted: true })
     py = pythonClient(h, id)
     const b = createTreeBuilder()

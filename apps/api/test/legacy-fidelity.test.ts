@@ -64,7 +64,8 @@ describe('the legacy API as bk-sops clients call it', () => {
     })
 
   beforeAll(async () => {
-    h = await startHarness({ env: { STDOPS_PUBLIC_URL: PUBLIC_URL } })
+    // callback_url on 127.0.0.1 (a port nothing listens on) must be allowed to be accepted
+    h = await startHarness({ env: { STDOPS_PUBLIC_URL: PUBLIC_URL, STDOPS_OUTBOUND_ALLOW: '127.0.0.1' } })
     const id = await makeIdentity(h.deps, { role: 'admin' })
     py = pythonClient(h, id)
     const c = legacyClient(h, id)
@@ -438,7 +439,8 @@ describe('the legacy API as bk-sops clients call it', () => {
         ['create', '创建', 'api 接口'],
         ['start', '执行', 'api 接口'],
       ])
-      for (const r of records) expect(r.extra_info).toEqual({})
+      // stdops adds the app that made the call (see docs/legacy-api.md)
+      for (const r of records) expect(r.extra_info).toEqual({ app_code: py.id.appCode })
     })
   })
 

@@ -117,7 +117,11 @@ describe('the second release of the legacy API', () => {
       expect((detail.constants as Record<string, Item>)['${wait}']!.value).toBe('3')
       const records = ok<Item[]>(await py.get('get_task_operate_record', { task_id: taskId }))
       expect(records.map((r) => r.operate_type)).toEqual(['create', 'update'])
-      expect(records[1]!.extra_info).toEqual({ constants: ['${wait}'], name: 'after' })
+      expect(records[1]!.extra_info).toEqual({
+        constants: ['${wait}'],
+        name: 'after',
+        app_code: py.id.appCode,
+      })
 
       ok(await py.post('start_task', { task_id: taskId }))
       expectRefusal(

@@ -445,7 +445,11 @@ export async function createClockedTask(
   // Checked now (the schemes exist, the constants resolve); applied to the template as it is when it fires.
   const base = JSON.parse(template.pipelineTree) as Record<string, unknown>
   const exclude = await exclusionFor(deps, template, base, input.task_parameters)
-  const prepared = prepareTaskTree(deps, previewTree(base, exclude).pipeline_tree, input.task_parameters.constants)
+  const prepared = prepareTaskTree(
+    deps,
+    previewTree(base, exclude).pipeline_tree,
+    input.task_parameters.constants,
+  )
   // kept as given, but for secret constants: those are kept sealed
   const taskParameters = {
     ...input.task_parameters,

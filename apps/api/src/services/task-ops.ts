@@ -5,7 +5,14 @@ import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type ProjectRef, resolveProject } from './projects'
 import { HAS_FAILED_NODE } from './task-search'
-import { insertTask, type OperateSource, prepareTaskTree, resolveTask, taskUrl } from './tasks'
+import {
+  checkCallbackUrl,
+  insertTask,
+  type OperateSource,
+  prepareTaskTree,
+  resolveTask,
+  taskUrl,
+} from './tasks'
 import { parseTimeFilter } from './time'
 
 /**
@@ -42,6 +49,7 @@ export async function fastCreateTask(
     outputs: input.pipeline_tree.outputs ?? [],
   }
   const tree = prepareTaskTree(deps, base, undefined)
+  if (input.callback_url !== undefined) await checkCallbackUrl(deps, input.callback_url)
   const created = await deps.db.tx((tx) =>
     insertTask(deps, tx, {
       projectId: project.id,
@@ -53,6 +61,7 @@ export async function fastCreateTask(
       callbackVersion: input.callback_version,
       tree,
       operator: caller.username,
+      appCode: caller.app.code,
       source,
       start: false,
     }),
@@ -96,6 +105,7 @@ export async function modifyConstantsForTask(
     if (n === 0) return false
     await writeOperateRecord(tx, {
       operator: caller.username,
+      appCode: caller.app.code,
       source,
       projectId: project.id,
       taskId: task.id,

@@ -203,7 +203,8 @@ function simplifyVars(tree: Record<string, unknown>, keys: string[] | undefined)
   for (const k of keys) {
     const key = k.startsWith('${') ? k : `\${${k}}`
     const c = constants[key]
-    if (!c || c.source_type === 'component_outputs') continue
+    // a secret stays a secret: its value is sealed, and a plain type would let an override be stored in the clear
+    if (!c || c.source_type === 'component_outputs' || isSecretConstant(c)) continue
     constants[key] = {
       ...c,
       source_type: 'custom',
@@ -220,7 +221,7 @@ function simplifyVars(tree: Record<string, unknown>, keys: string[] | undefined)
  * when the task is created, not only when the task ends; it is checked again at every call, since
  * what a name resolves to can change.
  */
-async function checkCallbackUrl(deps: Deps, url: string): Promise<void> {
+export async function checkCallbackUrl(deps: Deps, url: string): Promise<void> {
   try {
     await deps.outbound.check(url)
   } catch (err) {

@@ -1,5 +1,6 @@
 import { ParamInvalidError, PermissionDeniedError, TEMPLATE_CATEGORIES } from '@stdops/core'
 import { sql } from '@stdops/db'
+import { sealTreeSecrets } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { type ProjectRef, resolveProject } from './projects'
@@ -100,7 +101,8 @@ async function insertAll(deps: Deps, caller: Caller, templates: Exported[], proj
   const created = await deps.db.tx(async (tx) => {
     const rows: Array<{ id: number; name: string }> = []
     for (const t of templates) {
-      const tree = JSON.stringify(t.tree)
+      // secret constants are stored sealed with the server key
+      const tree = JSON.stringify(sealTreeSecrets(deps.secrets, t.tree))
       const [row] = await tx.query<{ id: number }>(
         projectId === null
           ? sql`INSERT INTO common_templates (name, description, category, pipeline_tree, creator, editor, version, created_at, edited_at)

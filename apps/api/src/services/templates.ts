@@ -216,7 +216,7 @@ export async function getTemplate(
 
 /** Adds a common template (the admin command): shared by every project. */
 export async function addCommonTemplate(
-  deps: Pick<Deps, 'db' | 'engine' | 'now'>,
+  deps: Pick<Deps, 'db' | 'engine' | 'now' | 'secrets'>,
   input: { name: string; pipeline_tree: unknown; description?: string; category?: string; creator?: string },
 ) {
   if (input.name.trim().length === 0 || input.name.length > 100)
@@ -231,7 +231,7 @@ export async function addCommonTemplate(
       name: input.name,
       description: input.description ?? '',
       category: input.category ?? 'Other',
-      pipelineTree: JSON.stringify(tree),
+      pipelineTree: JSON.stringify(sealTreeSecrets(deps.secrets, tree as Record<string, unknown>)),
       creator: input.creator ?? 'admin',
       editor: input.creator ?? 'admin',
       createdAt: now,
