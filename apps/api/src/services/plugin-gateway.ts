@@ -181,6 +181,7 @@ export async function createRun(deps: Deps, caller: Caller, ref: ProjectRef, inp
         name: `${input.plugin_id} ${input.client_request_id}`.slice(0, 100),
         tree,
         operator,
+        appCode: caller.app.code,
         source: 'api',
         start: true,
       })
