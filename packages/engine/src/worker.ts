@@ -340,7 +340,15 @@ export function createWorker(o: WorkerOptions): Worker {
     }
     let result: ComponentResult
     try {
-      result = (await fn.call(module, opened.value, componentContext(run, callbackData))) as ComponentResult
+      const ctx = componentContext(run, callbackData)
+      // the attempt's log is stored and shown: it never holds an opened secret
+      if (o.secrets && opened.secrets.length > 0) {
+        const box = o.secrets
+        const secrets = opened.secrets
+        const log = ctx.log
+        ctx.log = (line: string) => log(box.scrub(String(line), secrets))
+      }
+      result = (await fn.call(module, opened.value, ctx)) as ComponentResult
     } catch (err) {
       const why = run.controller.signal.aborted
         ? errorMessage(run.controller.signal.reason)

@@ -65,3 +65,50 @@ describe('the secret box', () => {
     expect(box.open(sealed.constants['${pw}'].value).value).toBe('hunter22')
   })
 })
+
+describe('secrets in a running task', () => {
+  it('the component sees the value; its outputs, error and attempt log are scrubbed; stored inputs hold the token', async () => {
+    const { createTreeBuilder } = await import('@stdops/core/testing')
+    const { sql } = await import('@stdops/db')
+    const { createHarness, insertTask, nodes, operate, waitFor } = await import('./helpers')
+    const h = await createHarness()
+    try {
+      const engine = await h.engine({ secrets: box })
+      const run = async (ok: boolean) => {
+        const b = createTreeBuilder()
+        const node = b.activity('check', {
+          data: { ok: { hook: false, value: ok }, value: { hook: true, value: 'pw=${pw}' } },
+        })
+        b.chain(b.startId, node, b.endId)
+        b.constant('pw', 'hunter2-secret', { custom_type: 'password' })
+        const id = await insertTask(
+          h.db,
+          sealTreeSecrets(box, b.build() as unknown as Record<string, unknown>),
+        )
+        await operate(engine, id, 'start')
+        const row = await waitFor('the check to end', async () => {
+          const n = (await nodes(h.db, id)).get(node)
+          return n && (n.state === 'FINISHED' || n.state === 'FAILED') ? n : null
+        })
+        const hist = await h.db.query<{
+          inputs: string
+          log: string
+          error: string | null
+          outputs: string | null
+        }>(sql`SELECT inputs, log, error, outputs FROM node_histories WHERE task_id = ${id}`)
+        return { row, hist: JSON.stringify(hist) }
+      }
+      const failed = await run(false)
+      expect(failed.row.error).toBe(`check failed: ok is false (value "pw=${MASK}")`)
+      const finished = await run(true)
+      expect(finished.row.outputs).toEqual({ value: `pw=${MASK}` })
+      for (const r of [failed, finished]) {
+        expect(r.hist).not.toContain('hunter2-secret')
+        expect(r.hist).toContain(`value=\\"pw=${MASK}\\"`)
+        expect(r.hist).toContain('[[stdops-secret:v1:')
+      }
+    } finally {
+      await h.close()
+    }
+  })
+})
