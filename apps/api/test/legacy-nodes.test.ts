@@ -23,7 +23,8 @@ describe('the node APIs: operate_node, node_callback, get_task_node_detail/_data
   let receiver: { url: string; close(): Promise<void> }
 
   beforeAll(async () => {
-    h = await startHarness()
+    // the tasks call this test's HTTP server on 127.0.0.1, which must be allowed
+    h = await startHarness({ env: { STDOPS_OUTBOUND_ALLOW: '127.0.0.1' } })
     c = legacyClient(h, await makeIdentity(h.deps, { role: 'admin' }))
     other = legacyClient(h, await makeIdentity(h.deps, { role: 'admin' }))
     const server = createServer((req, res) => {
@@ -165,6 +166,7 @@ describe('the node APIs: operate_node, node_callback, get_task_node_detail/_data
     expect(records[0]!.extra_info).toEqual({
       action: 'retry',
       inputs: { bk_http_request_url: `${receiver.url}/ok` },
+      app_code: c.id.appCode,
     })
     expect(records[1]!.extra_info).toMatchObject({ action: 'callback', callback_data_keys: ['approver'] })
   })

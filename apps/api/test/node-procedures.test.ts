@@ -14,7 +14,8 @@ describe('node.* procedures: a failed node retried with new inputs, an approval 
   const biz = () => ({ bk_biz_id: me.bkBizId })
 
   beforeAll(async () => {
-    h = await startHarness()
+    // the tasks call this test's HTTP server on 127.0.0.1, which must be allowed
+    h = await startHarness({ env: { STDOPS_OUTBOUND_ALLOW: '127.0.0.1' } })
     me = await makeIdentity(h.deps, { role: 'admin' })
     api = createTRPCClient<AppRouter>({
       links: [httpLink({ url: `${h.url}/trpc`, headers: authHeader(me) })],
@@ -99,6 +100,7 @@ describe('node.* procedures: a failed node retried with new inputs, an approval 
     expect(records[0]!.extra_info).toEqual({
       action: 'retry',
       inputs: { bk_http_request_url: `${receiver.url}/ok` },
+      app_code: me.appCode,
     })
   })
 

@@ -14,7 +14,8 @@ describe('stdops node: a failed node retried to FINISHED, an approval passed', (
   let receiver: { url: string; close(): Promise<void> }
 
   beforeAll(async () => {
-    h = await startHarness()
+    // the tasks call this test's HTTP server on 127.0.0.1, which must be allowed
+    h = await startHarness({ env: { STDOPS_OUTBOUND_ALLOW: '127.0.0.1' } })
     id = await makeIdentity(h.deps, { role: 'admin' })
     env = envFor(h, id)
     dir = tempDir('stdops-nodes-')

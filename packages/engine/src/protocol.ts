@@ -281,6 +281,7 @@ export function createProtocol(deps: ProtocolDeps) {
               taskId: req.taskId,
               projectId: req.projectId,
               operator: req.operator,
+              appCode: req.appCode ?? '',
               type: applied.action,
               source: req.source,
               nodeId: req.nodeId,

@@ -56,6 +56,7 @@ export async function operateNode(
     nodeId: input.node_id,
     action: input.action,
     operator: caller.username,
+    appCode: caller.app.code,
     source,
     projectId: project.id,
     inputs: input.inputs,
