@@ -328,6 +328,9 @@ export function createOutboundClient(options: OutboundOptions = {}): OutboundCli
           // name look alike from here.
           throw new OutboundError('unreachable', `could not get an answer from ${origin}`)
         }
+        // An abort that comes after the answer (the caller's signal, the timeout) errors the body
+        // stream; whoever reads it sees that error, and it must never surface as an uncaught one.
+        res.body.on('error', () => {})
         try {
           const location = res.headers.location
           if (REDIRECTS.has(res.statusCode) && typeof location === 'string') {
