@@ -19,6 +19,9 @@ export const NODE_ACTIONS = [
   'callback',
   'pause',
   'resume',
+  'pause_subproc',
+  'resume_subproc',
+  'retry_subprocess',
 ] as const
 export type NodeAction = (typeof NODE_ACTIONS)[number]
 
@@ -37,6 +40,9 @@ export interface NodeFacts {
   held: boolean
   /** What a RUNNING node waits for: `callback`, `retry` (an automatic retry's interval), or nothing. */
   wait: string | null
+  /** A SubProcess's child tree: whether a node in it is FAILED, and whether one is RUNNING. */
+  failedInside?: boolean | undefined
+  runningInside?: boolean | undefined
 }
 
 export type NodeActionCheck =
@@ -55,6 +61,7 @@ const KIND_NAMES: Record<NodeKind, string> = {
   exclusive: 'an ExclusiveGateway',
   conditional_parallel: 'a ConditionalParallelGateway',
   converge: 'a ConvergeGateway',
+  subprocess: 'a SubProcess',
 }
 
 interface Rule {
@@ -112,6 +119,22 @@ export const NODE_ACTION_RULES: Record<NodeAction, Rule> = {
       n.held || (n.state === 'RUNNING' && n.wait === 'callback')
         ? null
         : `node[${n.id}] is ${n.state === 'RUNNING' ? 'RUNNING but not waiting for a callback' : 'not paused'}`,
+  },
+  // A subprocess paused as a task is: nodes running in it finish, nothing new starts in it.
+  pause_subproc: { kinds: ['subprocess'], states: ['RUNNING'], needs: 'RUNNING' },
+  resume_subproc: { kinds: ['subprocess'], states: ['SUSPENDED'], needs: 'SUSPENDED' },
+  // A SubProcess displays FAILED while a node of its child tree is FAILED (its own row RUNNING),
+  // or is FAILED itself (its child could not start). It re-runs from its start once nothing in it runs.
+  retry_subprocess: {
+    kinds: ['subprocess'],
+    states: ['FAILED', 'RUNNING'],
+    needs: 'FAILED',
+    also: (n) =>
+      n.state === 'RUNNING' && !n.failedInside
+        ? `node[${n.id}] is RUNNING with no failed node in it; retry_subprocess needs FAILED`
+        : n.runningInside
+          ? `node[${n.id}] still has running nodes in it; retry_subprocess needs them ended (forced_fail them)`
+          : null,
   },
 }
 

@@ -16,6 +16,8 @@ export type StatusTreeInput = {
   }>
   /** node id → name from the tree ("" or absent for events and gateways) */
   names: Record<string, string>
+  /** child node id → the SubProcess node holding it: such nodes nest in its `children`. */
+  parentOf?: ReadonlyMap<string, string> | undefined
   now: Date
 }
 
@@ -31,7 +33,8 @@ export type NodeStatus = Timing & {
   version: number
   error_ignorable: boolean
   error_ignored: boolean
-  children: Record<string, never>
+  /** A SubProcess's: its child tree's nodes (empty for every other node). */
+  children: Record<string, NodeStatus>
 }
 
 /** A task that has not started: exactly bk-sops's shape. */
@@ -75,7 +78,7 @@ function timing(startedAt: Date | null, finishedAt: Date | null, now: Date): Tim
 }
 
 /** get_task_status's tree. Times stay Dates: the API formats them. */
-export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): StatusTree {
+export function buildStatusTree({ task, nodes, names, parentOf, now }: StatusTreeInput): StatusTree {
   const { id, name } = task
   if (task.state === 'CREATED') {
     return {
@@ -90,7 +93,7 @@ export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): S
       children: {},
     }
   }
-  const children = Object.fromEntries(
+  const flat = Object.fromEntries(
     nodes.map((node): [string, NodeStatus] => [
       node.nodeId,
       {
@@ -108,6 +111,22 @@ export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): S
       },
     ]),
   )
+  const containers = new Set(parentOf?.values() ?? [])
+  // Nodes inside subprocesses nest under their SubProcess node, as bk-sops nests them.
+  const children: Record<string, NodeStatus> = {}
+  for (const [nodeId, status] of Object.entries(flat)) {
+    const parent = parentOf?.get(nodeId)
+    const holder = parent === undefined ? undefined : flat[parent]
+    if (holder) holder.children[nodeId] = status
+    else children[nodeId] = status
+  }
+  // A running SubProcess whose child tree holds a FAILED node displays FAILED (bk-sops's view).
+  const failedWithin = (status: NodeStatus): boolean =>
+    Object.values(status.children).some((c) => c.state === 'FAILED' || failedWithin(c))
+  for (const status of Object.values(flat)) {
+    if (status.state === 'RUNNING' && Object.keys(status.children).length > 0 && failedWithin(status))
+      status.state = 'FAILED'
+  }
   return {
     id,
     name,
@@ -122,7 +141,8 @@ export function buildStatusTree({ task, nodes, names, now }: StatusTreeInput): S
     error_ignorable: false,
     error_ignored: false,
     ...timing(task.startedAt, task.finishedAt, now),
-    running_nodes: nodes.filter((node) => node.state === 'RUNNING').length,
+    // A SubProcess stays RUNNING while its child tree runs: only the nodes doing work count.
+    running_nodes: nodes.filter((node) => node.state === 'RUNNING' && !containers.has(node.nodeId)).length,
     children,
   }
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { buildGraph, evaluateCondition, PipelineTreeSchema, selectOutgoing } from '../src/index'
+import {
+  type Activity,
+  buildGraph,
+  evaluateCondition,
+  PipelineTreeSchema,
+  selectOutgoing,
+} from '../src/index'
 import { createTreeBuilder, exclusiveTree, linearTree, parallelTree } from '../src/testing/trees'
 
 describe('PipelineTreeSchema', () => {
@@ -29,12 +35,12 @@ describe('PipelineTreeSchema', () => {
   it('fills defaults: hook false, empty maps and outputs', () => {
     const raw = linearTree(1, 'sleep_timer', {})
     const [id] = Object.keys(raw.activities!) as [string]
-    raw.activities![id]!.component.data = { bk_timing: { value: 3 } }
+    ;(raw.activities![id] as { component: { data: unknown } }).component.data = { bk_timing: { value: 3 } }
     delete raw.gateways
     delete raw.constants
     delete raw.outputs
     const tree = PipelineTreeSchema.parse(raw)
-    expect(tree.activities[id]!.component.data.bk_timing).toEqual({ hook: false, value: 3 })
+    expect((tree.activities[id] as Activity).component.data.bk_timing).toEqual({ hook: false, value: 3 })
     expect(tree.gateways).toEqual({})
     expect(tree.constants).toEqual({})
     expect(tree.outputs).toEqual([])

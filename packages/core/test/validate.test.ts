@@ -216,13 +216,23 @@ describe('validation refuses a tree that', () => {
     })
   })
 
-  it('has an activity of a type other than ServiceActivity', () => {
+  it('has an activity of a type other than ServiceActivity or SubProcess', () => {
     const { b, a } = simple()
     const tree = b.build()
-    Object.assign(activity(tree, a), { type: 'SubProcess' })
+    Object.assign(activity(tree, a), { type: 'LoopActivity' })
     expect(validate(tree)).toMatchObject({
       ok: false,
       message: expect.stringMatching(new RegExp(`^invalid pipeline tree activities\\.${a}\\.type: `)),
+    })
+  })
+
+  it('has a SubProcess without a template_id', () => {
+    const { b, a } = simple()
+    const tree = b.build()
+    Object.assign(activity(tree, a), { type: 'SubProcess', component: undefined })
+    expect(validate(tree)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(new RegExp(`^invalid pipeline tree activities\\.${a}\\.template_id: `)),
     })
   })
 

@@ -70,7 +70,8 @@ export function matchForks(graph: PipelineGraph): Map<string, ForkMatch> {
         break
       }
       const node = graph.nodes.get(graph.flows.get(flowId)?.target ?? '')
-      if (node?.kind !== 'activity') {
+      // A SubProcess is one step, as an activity is (its child tree is a whole of its own).
+      if (node?.kind !== 'activity' && node?.kind !== 'subprocess') {
         walk = walkNode(flowId, node)
         break
       }

@@ -1,5 +1,5 @@
 import { matchForks } from './forks'
-import type { Activity, Gateway, GatewayType, PipelineTree } from './schema'
+import type { Activity, Gateway, GatewayType, PipelineTree, SubProcess } from './schema'
 
 export type NodeKind =
   | 'start'
@@ -9,6 +9,7 @@ export type NodeKind =
   | 'exclusive'
   | 'conditional_parallel'
   | 'converge'
+  | 'subprocess'
 
 export type GraphNode = {
   id: string
@@ -24,6 +25,7 @@ export type GraphNode = {
   convergeId?: string
   activity?: Activity
   gateway?: Gateway
+  subprocess?: SubProcess
 }
 
 export type GraphFlow = { id: string; source: string; target: string; isDefault: boolean }
@@ -33,6 +35,19 @@ export type PipelineGraph = {
   endId: string
   nodes: Map<string, GraphNode>
   flows: Map<string, GraphFlow>
+  /** A task's graph with its subprocesses laid in (buildTaskGraph): each child tree's parts. */
+  scopes?: Map<string, ChildScope>
+  /** node id → the SubProcess node whose child tree holds it (absent: the task's own tree). */
+  parentOf?: Map<string, string>
+}
+
+/** One SubProcess's child tree inside a task graph. */
+export type ChildScope = {
+  /** The SubProcess node. */
+  id: string
+  startId: string
+  endId: string
+  tree: PipelineTree
 }
 
 const GATEWAY_KINDS: Record<GatewayType, NodeKind> = {
@@ -57,7 +72,9 @@ export function buildGraph(tree: PipelineTree): PipelineGraph {
   add({ id: end.id, name: end.name, kind: 'end', incoming: end.incoming, outgoing: end.outgoing })
   for (const activity of Object.values(tree.activities)) {
     const { id, name, incoming, outgoing } = activity
-    add({ id, name, kind: 'activity', incoming, outgoing: [outgoing], activity })
+    if (activity.type === 'SubProcess') {
+      add({ id, name, kind: 'subprocess', incoming, outgoing: [outgoing], subprocess: activity })
+    } else add({ id, name, kind: 'activity', incoming, outgoing: [outgoing], activity })
   }
   for (const gateway of Object.values(tree.gateways)) {
     const { id, name, incoming, outgoing, type } = gateway

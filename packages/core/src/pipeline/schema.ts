@@ -91,6 +91,28 @@ export const ActivitySchema = z
   })
   .transform(singleOutgoing('activity'))
 
+/**
+ * A step that runs another template of the same project (bk-sops's `SubProcess`). `constants` maps
+ * the child's constants to values or, with `hook: true`, to the parent's constants (`"${x}"`).
+ * `pipeline` is the child's tree, copied in at task creation (a template leaves it out); it is
+ * parsed as a tree of its own where it is used (expandSubprocesses, buildTaskGraph).
+ */
+export const SubProcessSchema = z
+  .looseObject({
+    id: z.string().min(1),
+    name,
+    type: z.literal('SubProcess'),
+    incoming: FlowIdsSchema,
+    outgoing: FlowIdsSchema,
+    template_id: z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]{0,15}$/)]),
+    version: z.string().optional(),
+    constants: z
+      .record(z.string(), z.looseObject({ hook: z.boolean().default(false), value: z.unknown() }))
+      .default({}),
+    pipeline: z.unknown().optional(),
+  })
+  .transform(singleOutgoing('subprocess'))
+
 export const GATEWAY_TYPES = [
   'ParallelGateway',
   'ExclusiveGateway',
@@ -129,7 +151,14 @@ export const ConstantSchema = z.looseObject({
 export const PipelineTreeSchema = z.looseObject({
   start_event: StartEventSchema,
   end_event: EndEventSchema,
-  activities: z.record(z.string(), ActivitySchema).default({}),
+  activities: z
+    .record(
+      z.string(),
+      z.discriminatedUnion('type', [ActivitySchema, SubProcessSchema], {
+        error: 'activity type must be ServiceActivity or SubProcess',
+      }),
+    )
+    .default({}),
   gateways: z.record(z.string(), GatewaySchema).default({}),
   flows: z.record(z.string(), FlowSchema).default({}),
   constants: z.record(z.string(), ConstantSchema).default({}),
@@ -139,7 +168,12 @@ export const PipelineTreeSchema = z.looseObject({
 export type PipelineTree = z.output<typeof PipelineTreeSchema>
 /** A tree as a client sends it (before normalisation). */
 export type PipelineTreeInput = z.input<typeof PipelineTreeSchema>
+/** A ServiceActivity: a step that runs a component. */
 export type Activity = z.output<typeof ActivitySchema>
+export type SubProcess = z.output<typeof SubProcessSchema>
+/** What `activities` holds: component steps and subprocesses. */
+export type ActivityNode = Activity | SubProcess
+export const isServiceActivity = (node: ActivityNode): node is Activity => node.type === 'ServiceActivity'
 export type Gateway = z.output<typeof GatewaySchema>
 export type GatewayType = (typeof GATEWAY_TYPES)[number]
 export type Flow = z.output<typeof FlowSchema>

@@ -2,7 +2,7 @@ import { constantForReference, referencesIn, resolveConstants } from '../constan
 import { expressionReferences, parseExpression } from '../expr'
 import { matchForks } from './forks'
 import { buildGraph, type GraphNode, type NodeKind, type PipelineGraph } from './graph'
-import { type PipelineTree, PipelineTreeSchema } from './schema'
+import { isServiceActivity, type PipelineTree, PipelineTreeSchema } from './schema'
 
 export type PipelineValidation =
   | { ok: true; tree: PipelineTree; graph: PipelineGraph }
@@ -16,6 +16,7 @@ const LABELS: Record<NodeKind, string> = {
   exclusive: 'exclusive gateway',
   conditional_parallel: 'conditional parallel gateway',
   converge: 'converge gateway',
+  subprocess: 'subprocess',
 }
 
 /** [min, max] incoming and outgoing flows per kind of node (bamboo's node rules). */
@@ -27,6 +28,7 @@ const DEGREES: Record<NodeKind, { incoming: [number, number]; outgoing: [number,
   exclusive: { incoming: [1, Infinity], outgoing: [1, Infinity] },
   conditional_parallel: { incoming: [1, Infinity], outgoing: [1, Infinity] },
   converge: { incoming: [1, Infinity], outgoing: [1, 1] },
+  subprocess: { incoming: [1, Infinity], outgoing: [1, 1] },
 }
 
 const CONSTANT_KEY = /^\$\{[^${}]+\}$/
@@ -227,7 +229,9 @@ function checkConditions(graph: PipelineGraph): string | undefined {
 }
 
 function checkComponents(tree: PipelineTree, hasComponent: (code: string) => boolean): string | undefined {
-  for (const { id, component } of Object.values(tree.activities)) {
+  for (const activity of Object.values(tree.activities)) {
+    if (!isServiceActivity(activity)) continue
+    const { id, component } = activity
     if (!hasComponent(component.code)) return `activity ${id} uses unknown component ${component.code}`
   }
 }
@@ -238,9 +242,11 @@ function checkReferences(tree: PipelineTree): string | undefined {
   const undefinedIn = (references: string[]) =>
     references.find((ref) => constantForReference(ref, has) === undefined)
   for (const activity of Object.values(tree.activities)) {
-    for (const [key, input] of Object.entries(activity.component.data)) {
+    const data = isServiceActivity(activity) ? activity.component.data : activity.constants
+    const what = isServiceActivity(activity) ? 'input' : 'constant'
+    for (const [key, input] of Object.entries(data)) {
       const missing = undefinedIn(referencesIn(input.value))
-      if (missing) return `input ${key} of activity ${activity.id} references undefined constant ${missing}`
+      if (missing) return `${what} ${key} of activity ${activity.id} references undefined constant ${missing}`
     }
   }
   for (const gateway of Object.values(tree.gateways)) {

@@ -32,6 +32,11 @@ export type TreeBuilder = {
       extra?: Record<string, unknown>
     },
   ): string
+  /** A SubProcess step running template `templateId`; `constants` maps the child's constants. */
+  subprocess(
+    templateId: number,
+    opts?: { name?: string; constants?: Record<string, { hook: boolean; value: unknown }> },
+  ): string
   gateway(type: GatewayKind, opts?: { name?: string }): string
   /** A flow; `condition` and `isDefault` set the source gateway's `conditions` / `default_condition`. */
   flow(source: string, target: string, opts?: { condition?: string; isDefault?: boolean }): string
@@ -89,6 +94,16 @@ export function createTreeBuilder(): TreeBuilder {
         ...extra,
       })
     },
+    subprocess(templateId, { name = `subprocess ${++activityCount}`, constants = {} } = {}) {
+      return addNode('SubProcess', name, {
+        template_id: templateId,
+        version: '',
+        constants,
+        optional: false,
+        stage_name: '',
+        labels: [],
+      })
+    },
     gateway(type, { name = '' } = {}) {
       return addNode(type, name)
     },
@@ -139,7 +154,7 @@ export function createTreeBuilder(): TreeBuilder {
       const activities: Record<string, unknown> = {}
       const gateways: Record<string, unknown> = {}
       for (const { id, type, name, incoming, outgoing, extra } of nodes.values()) {
-        if (type === 'ServiceActivity') {
+        if (type === 'ServiceActivity' || type === 'SubProcess') {
           activities[id] = { id, name, type, incoming: [...incoming], outgoing: single(outgoing), ...extra }
         } else if (id !== startId && id !== endId) {
           const converge = type === 'ConvergeGateway'
@@ -198,6 +213,7 @@ export function createTreeBuilder(): TreeBuilder {
 const LOCATION_TYPES: Record<string, string> = {
   EmptyStartEvent: 'startpoint',
   EmptyEndEvent: 'endpoint',
+  SubProcess: 'subflow',
   ParallelGateway: 'parallelgateway',
   ExclusiveGateway: 'branchgateway',
   ConditionalParallelGateway: 'conditionalparallelgateway',
