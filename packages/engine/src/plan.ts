@@ -47,8 +47,11 @@ export interface NodeRow {
   finishedAt: number | null
   /** Held by the node action `pause`: when the run reaches it, it is SUSPENDED instead of started. */
   held: boolean
-  /** What a RUNNING node waits for: `callback` (a node callback), `retry` (its automatic retry's interval). */
-  wait: 'callback' | 'retry' | null
+  /**
+   * What a RUNNING node waits for: `callback` (a node callback), `retry` (its automatic retry's
+   * interval); `subproc`: a node that became due inside a paused subprocess, held until its resume.
+   */
+  wait: 'callback' | 'retry' | 'subproc' | null
   /** The retry that made the current attempt: `manual`, `automatic`, or null. */
   retryKind: 'manual' | 'automatic' | null
   /** Automatic retries taken in the current pass. */
@@ -86,17 +89,31 @@ export function rowsReadFrom(g: TaskGraph, nodeId: string): readonly string[] {
   if (memo) return memo
   const found = new Set<string>([nodeId])
   const stack = [nodeId]
+  const targets = (flowIds: readonly string[]) => flowIds.map((f) => g.graph.flows.get(f)?.target)
   for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
     const node = g.graph.nodes.get(id)
     if (!node || (node.kind === 'activity' && id !== nodeId)) continue
-    for (const flowId of node.outgoing) {
-      const target = g.graph.flows.get(flowId)?.target
+    // A SubProcess goes on into its child tree's start; a child tree's end back to its
+    // SubProcess (which finishes) and along the SubProcess's outgoing flow.
+    const parent = node.kind === 'end' ? g.graph.parentOf?.get(id) : undefined
+    const next =
+      node.kind === 'subprocess'
+        ? [g.graph.scopes?.get(id)?.startId]
+        : parent !== undefined
+          ? [parent, ...targets(g.graph.nodes.get(parent)?.outgoing ?? [])]
+          : targets(node.outgoing)
+    for (const target of next) {
       if (target === undefined || found.has(target)) continue
       found.add(target)
       const fork = g.forkOf.get(target)
       if (fork !== undefined) found.add(fork)
-      stack.push(target)
+      // The SubProcess a child end returns to is read, not walked again.
+      if (target !== parent) stack.push(target)
     }
+  }
+  // The SubProcesses holding each node: a paused one holds back what becomes due in it.
+  for (const id of [...found]) {
+    for (let p = g.graph.parentOf?.get(id); p !== undefined; p = g.graph.parentOf?.get(p)) found.add(p)
   }
   const rows = [...found]
   g.reads.set(nodeId, rows)
@@ -107,6 +124,8 @@ export interface PlanContext {
   graph: TaskGraph
   nodes: ReadonlyMap<string, NodeRow>
   constants: Readonly<Record<string, Constant>>
+  /** Each started subprocess's child constants, by SubProcess node id. */
+  scopeConstants: Readonly<Record<string, Record<string, Constant>>>
   taskState: TaskState
   now: number
   worker: string
@@ -185,6 +204,8 @@ export interface Plan {
   failedNodes: Array<{ nodeId: string; version: number }>
   /** The task's constants when a node's outputs changed them. */
   constants?: Record<string, Constant>
+  /** The subprocesses' constants when one started or a child node's outputs changed them. */
+  scopeConstants?: Record<string, Record<string, Constant>>
   /** The end event was reached: the task moves to FINISHED with these outputs. */
   finish?: { outputs: Record<string, unknown> }
   /** An activity to execute now (planActivityStart). */
@@ -239,12 +260,15 @@ class Planner {
     bugs: [],
   }
   private constants: Record<string, Constant>
-  private values: ConstantValues | null = null
+  private scopeConstants: Record<string, Record<string, Constant>>
+  /** Resolved values by scope ('' for the task's own constants, else the SubProcess id). */
+  private readonly values = new Map<string, ConstantValues>()
   private taskState: TaskState
   private readonly queue: string[] = []
 
   constructor(private readonly ctx: PlanContext) {
     this.constants = { ...ctx.constants }
+    this.scopeConstants = { ...ctx.scopeConstants }
     this.taskState = ctx.taskState
   }
 
@@ -301,27 +325,53 @@ class Planner {
 
   // ---- constants ----------------------------------------------------------------------------
 
-  /** The constant values (rendered with one another), or the reason they cannot be resolved. */
-  constantValues(): ConstantValues {
-    this.values ??= resolveConstants(this.constants)
-    return this.values
+  /** The SubProcess whose child tree holds `nodeId` ('' for the task's own tree). */
+  private scopeOf(nodeId: string): string {
+    return this.ctx.graph.graph.parentOf?.get(nodeId) ?? ''
   }
 
-  /** Sets the `component_outputs` constants that read `nodeId`'s outputs. */
+  private constantsOf(scope: string): Record<string, Constant> {
+    return scope === '' ? this.constants : (this.scopeConstants[scope] ?? {})
+  }
+
+  /**
+   * The constant values of a scope (rendered with one another), or the reason they cannot be
+   * resolved. `scope`: '' for the task's own constants, a SubProcess id for its child tree's.
+   */
+  constantValues(scope = ''): ConstantValues {
+    let values = this.values.get(scope)
+    if (!values) {
+      values = resolveConstants(this.constantsOf(scope))
+      this.values.set(scope, values)
+    }
+    return values
+  }
+
+  /** Sets the `component_outputs` constants (of the node's own tree) that read `nodeId`'s outputs. */
   private applyOutputs(nodeId: string, outputs: Record<string, unknown>) {
+    const scope = this.scopeOf(nodeId)
+    const constants = { ...this.constantsOf(scope) }
     let changed = false
-    for (const [key, constant] of Object.entries(this.constants)) {
+    for (const [key, constant] of Object.entries(constants)) {
       if (constant.source_type !== 'component_outputs') continue
       const wanted = constant.source_info?.[nodeId]
       if (!wanted) continue
       const outputKey = wanted.find((k) => Object.hasOwn(outputs, k))
       if (outputKey === undefined) continue
-      this.constants[key] = { ...constant, value: outputs[outputKey] }
+      constants[key] = { ...constant, value: outputs[outputKey] }
       changed = true
     }
-    if (changed) {
-      this.values = null
-      this.plan.constants = this.constants
+    if (changed) this.setConstants(scope, constants)
+  }
+
+  private setConstants(scope: string, constants: Record<string, Constant>) {
+    this.values.delete(scope)
+    if (scope === '') {
+      this.constants = constants
+      this.plan.constants = constants
+    } else {
+      this.scopeConstants = { ...this.scopeConstants, [scope]: constants }
+      this.plan.scopeConstants = this.scopeConstants
     }
   }
 
@@ -495,8 +545,31 @@ class Planner {
     this.due(nodeId)
   }
 
+  /** The SubProcesses holding `nodeId`, innermost first. */
+  ancestors(nodeId: string): string[] {
+    const list: string[] = []
+    const parentOf = this.ctx.graph.graph.parentOf
+    for (let p = parentOf?.get(nodeId); p !== undefined; p = parentOf?.get(p)) list.push(p)
+    return list
+  }
+
+  /** Whether a SubProcess holding `nodeId` is paused (pause_subproc). */
+  inPausedSubprocess(nodeId: string): boolean {
+    return this.ancestors(nodeId).some((p) => this.row(p)?.state === 'SUSPENDED')
+  }
+
+  /** A node due inside a paused subprocess: kept, started by the subprocess's resume. */
+  holdInSubprocess(nodeId: string) {
+    const row = this.touch(nodeId)
+    row.wait = 'subproc'
+  }
+
   /** All inputs of the node are met: execute it inline, or schedule it as a job. */
   due(nodeId: string) {
+    if (this.inPausedSubprocess(nodeId)) {
+      this.holdInSubprocess(nodeId)
+      return
+    }
     const node = this.ctx.graph.graph.nodes.get(nodeId)
     if (node && node.kind !== 'activity' && this.taskState === 'RUNNING') this.executeInline(nodeId)
     else this.schedule(nodeId)
@@ -527,8 +600,15 @@ class Planner {
       case 'converge':
         if (this.finish(row)) this.follow(node.outgoing)
         return
-      case 'end':
-        if (this.finish(row)) this.finishTask()
+      case 'end': {
+        if (!this.finish(row)) return
+        const parent = this.scopeOf(nodeId)
+        if (parent === '') this.finishTask()
+        else this.leaveSubprocess(parent)
+        return
+      }
+      case 'subprocess':
+        this.enterSubprocess(row)
         return
       case 'activity':
         this.plan.bugs.push(`activity ${nodeId} cannot be executed inline`)
@@ -536,7 +616,7 @@ class Planner {
       case 'parallel':
       case 'exclusive':
       case 'conditional_parallel': {
-        const values = this.constantValues()
+        const values = this.constantValues(this.scopeOf(nodeId))
         if (!values.ok) {
           this.fail(row, `constants cannot be resolved: ${values.message}`)
           return
@@ -553,6 +633,67 @@ class Planner {
         return
       }
     }
+  }
+
+  /**
+   * A SubProcess starts (it stays RUNNING while its child tree runs): the child's constants are
+   * taken from its tree, each mapped one set by the SubProcess's `constants` (a value, or with
+   * `hook: true` rendered with the parent's constants), then the child's start event runs.
+   */
+  enterSubprocess(row: NodeWrite) {
+    const nodeId = row.nodeId
+    const scope = this.ctx.graph.graph.scopes?.get(nodeId)
+    const sub = this.ctx.graph.graph.nodes.get(nodeId)?.subprocess
+    if (!scope || !sub) {
+      this.fail(row, `subprocess ${nodeId} has no child tree`)
+      return
+    }
+    const parent = this.constantValues(this.scopeOf(nodeId))
+    if (!parent.ok) {
+      this.fail(row, `constants cannot be resolved: ${parent.message}`)
+      return
+    }
+    const constants: Record<string, Constant> = {}
+    const given: Record<string, unknown> = {}
+    for (const [key, constant] of Object.entries(scope.tree.constants)) {
+      const mapped = Object.hasOwn(sub.constants, key) ? sub.constants[key] : undefined
+      if (mapped === undefined) {
+        constants[key] = constant
+        continue
+      }
+      const value = mapped.hook ? renderValue(mapped.value, parent.values) : mapped.value
+      constants[key] = { ...constant, value }
+      given[key] = value
+    }
+    this.setConstants(nodeId, constants)
+    const child = this.constantValues(nodeId)
+    if (!child.ok) {
+      this.fail(row, `the child tree's constants cannot be resolved: ${child.message}`)
+      return
+    }
+    row.inputs = JSON.stringify(given)
+    const open = this.plan.historyInserts.find((h) => h.nodeId === nodeId && h.finishedAt === null)
+    if (open) open.inputs = row.inputs
+    this.queue.push(scope.startId)
+  }
+
+  /** The child tree reached its end: the SubProcess finishes with the child's outputs and routes on. */
+  private leaveSubprocess(subprocessId: string) {
+    const scope = this.ctx.graph.graph.scopes?.get(subprocessId)
+    const node = this.ctx.graph.graph.nodes.get(subprocessId)
+    const row = this.row(subprocessId)
+    if (!scope || !node || row?.state !== 'RUNNING') {
+      this.plan.bugs.push(`subprocess ${subprocessId} ended while ${row?.state ?? 'not started'}`)
+      return
+    }
+    const values = this.constantValues(subprocessId)
+    const outputs: Record<string, unknown> = {}
+    for (const key of scope.tree.outputs) {
+      outputs[key] = values.ok && Object.hasOwn(values.values, key) ? values.values[key] : null
+    }
+    if (!this.finish(this.touch(subprocessId), { outputs })) return
+    this.applyOutputs(subprocessId, outputs)
+    this.follow(node.outgoing)
   }
 
   private finishTask() {
@@ -590,7 +731,7 @@ class Planner {
       })
       return
     }
-    const values = this.constantValues()
+    const values = this.constantValues(this.scopeOf(nodeId))
     if (!values.ok) {
       this.activityResult(nodeId, {
         status: 'failed',
@@ -773,6 +914,93 @@ class Planner {
     this.event(nodeId, row.state, { callback: true })
   }
 
+  /** `pause_subproc`: RUNNING → SUSPENDED; from now on nothing starts inside it. */
+  pauseSubprocess(nodeId: string) {
+    this.move(this.touch(nodeId), 'SUSPENDED', { subprocess: 'paused' })
+  }
+
+  /** `resume_subproc`: SUSPENDED → RUNNING; what its pause held back is scheduled (unless a paused inner one holds it). */
+  resumeSubprocess(nodeId: string) {
+    if (!this.move(this.touch(nodeId), 'RUNNING', { subprocess: 'resumed' })) return
+    for (const [id, stored] of this.ctx.nodes) {
+      if (stored.wait !== 'subproc' || !this.ancestors(id).includes(nodeId)) continue
+      if (this.inPausedSubprocess(id)) continue
+      const row = this.touch(id, false)
+      row.wait = null
+      this.schedule(id)
+    }
+  }
+
+  /**
+   * `retry_subprocess`: the child tree runs again from its start. Its FAILED nodes go back to
+   * READY, what was held or counted in it is cleared (the caller drops its jobs), and the
+   * SubProcess starts a new attempt with a new version: its child's constants are taken afresh.
+   */
+  retrySubprocess(nodeId: string) {
+    for (const [id, stored] of this.ctx.nodes) {
+      if (!this.ancestors(id).includes(nodeId)) continue
+      const row = this.touch(id, false)
+      if (stored.state === 'FAILED') {
+        this.move(row, 'READY', { retry: 'subprocess' })
+        row.error = null
+      } else if (
+        this.ctx.graph.graph.nodes.get(id)?.kind === 'subprocess' &&
+        (stored.state === 'RUNNING' || stored.state === 'SUSPENDED')
+      ) {
+        // An inner subprocess that had not ended starts over too.
+        if (stored.state === 'RUNNING') this.move(row, 'SUSPENDED')
+        this.move(row, 'READY', { retry: 'subprocess' })
+        this.plan.historyCloses.push({
+          nodeId: id,
+          loop: row.loop,
+          attempt: row.attempt,
+          state: 'FAILED',
+          outputs: null,
+          error: `its subprocess ${nodeId} was retried`,
+          finishedAt: this.ctx.now,
+        })
+      }
+      if (row.wait === 'subproc') row.wait = null
+      row.arrivals = 0
+    }
+    const row = this.touch(nodeId)
+    row.retry += 1
+    row.retryKind = 'manual'
+    if (row.state === 'FAILED') {
+      if (this.move(row, 'READY', { retry: 'subprocess' })) this.due(nodeId)
+      return
+    }
+    // RUNNING (a node in it failed): a new attempt of this pass, entered again now.
+    this.closeHistory(
+      row,
+      'FAILED',
+      null,
+      'a node in the subprocess failed',
+      logLine(this.ctx.now, 'retried'),
+    )
+    row.attempt += 1
+    row.version += 1
+    row.startedAt = this.ctx.now
+    this.event(nodeId, 'RUNNING', { retry: 'subprocess' })
+    this.plan.historyInserts.push({
+      nodeId,
+      loop: row.loop,
+      attempt: row.attempt,
+      state: 'RUNNING',
+      version: row.version,
+      retryKind: 'manual',
+      skip: false,
+      log: logLine(this.ctx.now, `attempt ${row.attempt} of pass ${row.loop} started (retry_subprocess)`),
+      worker: this.ctx.worker,
+      inputs: null,
+      outputs: null,
+      error: null,
+      startedAt: this.ctx.now,
+      finishedAt: null,
+    })
+    this.enterSubprocess(row)
+  }
+
   revokeAll() {
     for (const [nodeId, stored] of this.ctx.nodes) {
       if (stored.state !== 'READY' && stored.state !== 'RUNNING' && stored.state !== 'SUSPENDED') continue
@@ -878,6 +1106,14 @@ export function planGiveUp(ctx: PlanContext, nodeId: string, error: string): Pla
   return p.result()
 }
 
+/** A node job claimed inside a paused subprocess: not started, held until the subprocess's resume. */
+export function planHoldInSubprocess(ctx: PlanContext, nodeId: string): Plan | null {
+  const p = new Planner(ctx)
+  if (!p.inPausedSubprocess(nodeId)) return null
+  p.holdInSubprocess(nodeId)
+  return p.result()
+}
+
 /** The task was revoked: every READY, RUNNING or SUSPENDED node becomes REVOKED. */
 export function planRevoke(ctx: PlanContext): Plan {
   const p = new Planner(ctx)
@@ -895,6 +1131,9 @@ export type NodeActionInput =
   | { action: 'callback' }
   | { action: 'pause'; reached: boolean }
   | { action: 'resume' }
+  | { action: 'pause_subproc' }
+  | { action: 'resume_subproc' }
+  | { action: 'retry_subprocess' }
 
 /**
  * A node action whose preconditions held (core's checkNodeAction): its rows, events, history and
@@ -929,6 +1168,15 @@ export function planNodeAction(ctx: PlanContext, nodeId: string, input: NodeActi
     case 'resume':
       if (ctx.nodes.get(nodeId)?.state === 'RUNNING') p.takeCallback(nodeId)
       else p.release(nodeId)
+      break
+    case 'pause_subproc':
+      p.pauseSubprocess(nodeId)
+      break
+    case 'resume_subproc':
+      p.resumeSubprocess(nodeId)
+      break
+    case 'retry_subprocess':
+      p.retrySubprocess(nodeId)
       break
   }
   return p.result()

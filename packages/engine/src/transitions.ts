@@ -26,6 +26,7 @@ import {
   planActivityStart,
   planDueNode,
   planGiveUp,
+  planHoldInSubprocess,
   planNodeAction,
   planRevoke,
   planTaskStart,
@@ -124,6 +125,7 @@ async function planContext(
     graph,
     nodes: await loadNodes(tx, taskId, { ids: rowsReadFrom(graph, nodeId) }),
     constants: task.constants,
+    scopeConstants: task.scopeConstants,
     taskState: task.state,
     now: at,
     worker: env.workerId,
@@ -155,6 +157,7 @@ export async function revokeRun(env: TransitionEnv, tx: Executor, taskId: number
     graph: await env.graphs.get(tx, taskId),
     nodes: await loadNodes(tx, taskId, { states: ['READY', 'RUNNING', 'SUSPENDED'] }),
     constants: task.constants,
+    scopeConstants: task.scopeConstants,
     taskState: task.state,
     now: at,
     worker: env.workerId,
@@ -200,6 +203,12 @@ export async function startNode(
   }
   const ctx = await planContext(env, tx, job.taskId, task, at, job.nodeId)
   const node = ctx.graph.graph.nodes.get(job.nodeId)
+  const held = planHoldInSubprocess(ctx, job.nodeId)
+  if (held) {
+    // Due before its subprocess was paused: kept, not started, until resume_subproc.
+    await deleteHeldJob(tx, job, env.workerId)
+    return { kind: 'done', applied: await apply(env, tx, job.taskId, task, ctx, held, at) }
+  }
   if (node?.kind !== 'activity') {
     const plan = planDueNode(ctx, job.nodeId)
     logBugs(env, job.taskId, plan)
@@ -434,6 +443,9 @@ function actionInput(
     case 'skip':
     case 'callback':
     case 'resume':
+    case 'pause_subproc':
+    case 'resume_subproc':
+    case 'retry_subprocess':
       return { action }
     case 'skip_exg':
       if (req.flowId === undefined || !node.outgoing.includes(req.flowId))
@@ -477,7 +489,17 @@ export async function applyNodeAction(
   const graph = await env.graphs.get(tx, req.taskId)
   const node = graph.graph.nodes.get(req.nodeId)
   if (!node) throw new ParamInvalidError(`task[${req.taskId}] does not have node[${req.nodeId}]`)
-  const ctx = await planContext(env, tx, req.taskId, task, at, req.nodeId)
+  let ctx = await planContext(env, tx, req.taskId, task, at, req.nodeId)
+  // A subprocess action decides on, and may change, every node of its child tree.
+  const inside: string[] = []
+  if (node.kind === 'subprocess') {
+    ctx = { ...ctx, nodes: await loadNodes(tx, req.taskId) }
+    for (const id of ctx.nodes.keys()) {
+      for (let p = graph.graph.parentOf?.get(id); p !== undefined; p = graph.graph.parentOf?.get(p)) {
+        if (p === req.nodeId) inside.push(id)
+      }
+    }
+  }
   const row = ctx.nodes.get(req.nodeId) ?? null
   const check = checkNodeAction(req.action, task.state, {
     id: req.nodeId,
@@ -487,6 +509,10 @@ export async function applyNodeAction(
     state: row?.state ?? null,
     held: row?.held ?? false,
     wait: row?.wait ?? null,
+    failedInside: inside.some((id) => ctx.nodes.get(id)?.state === 'FAILED'),
+    runningInside: inside.some(
+      (id) => ctx.nodes.get(id)?.state === 'RUNNING' && graph.graph.nodes.get(id)?.kind !== 'subprocess',
+    ),
   })
   if (!check.ok) {
     throw check.code === LegacyCode.REQUEST_PARAM_INVALID
@@ -513,6 +539,8 @@ export async function applyNodeAction(
   if (action === 'forced_fail' || (action === 'pause' && reached)) {
     await dropNodeJobs(tx, req.taskId, req.nodeId)
   }
+  // The child tree starts over: what was due in it from its last run is dropped.
+  if (action === 'retry_subprocess') for (const id of inside) await dropNodeJobs(tx, req.taskId, id)
   const callsBack = action === 'callback' || (action === 'resume' && row?.state === 'RUNNING')
   if (callsBack) await enqueueNodeCallback(tx, req.taskId, req.nodeId, req.data ?? {}, at)
   const applied = await apply(env, tx, req.taskId, task, ctx, plan, at)

@@ -33,6 +33,7 @@ function context(
     graph: prepareGraph(buildGraph(tree), tree.outputs),
     nodes,
     constants: tree.constants as Record<string, Constant>,
+    scopeConstants: {},
     taskState: opts.taskState ?? 'RUNNING',
     now: 1000,
     worker: 'w',

@@ -33,7 +33,7 @@ export async function loadNodes(
     started_at: number | null
     finished_at: number | null
     held: unknown
-    wait: 'callback' | 'retry' | null
+    wait: 'callback' | 'retry' | 'subproc' | null
     retry_kind: 'manual' | 'automatic' | null
     auto_retries: number
     input_overrides: string | null
@@ -196,6 +196,7 @@ export async function applyPlan(
   const sets: Sql[] = []
   if (plan.events.length > 0) sets.push(sql`event_seq = ${task.eventSeq + plan.events.length}`)
   if (plan.constants) sets.push(sql`constants = ${JSON.stringify(plan.constants)}`)
+  if (plan.scopeConstants) sets.push(sql`scope_constants = ${JSON.stringify(plan.scopeConstants)}`)
   if (plan.finish) {
     sets.push(sql`state = 'FINISHED'`, sql`version = version + 1`, sql`finished_at = ${now}`)
     sets.push(sql`outputs = ${JSON.stringify(plan.finish.outputs)}`)

@@ -1,5 +1,11 @@
 /** The task row: its lock, its parsed tree, its compare-and-set, its callback_url, its records. */
-import { buildGraph, type Constant, ConstantSchema, PipelineTreeSchema, type TaskState } from '@stdops/core'
+import {
+  buildTaskGraph,
+  type Constant,
+  ConstantSchema,
+  PipelineTreeSchema,
+  type TaskState,
+} from '@stdops/core'
 import { type Executor, empty, join, type Sql, sql } from '@stdops/db'
 import { z } from 'zod'
 import { prepareGraph, type TaskGraph } from '../plan'
@@ -11,6 +17,8 @@ export interface LockedTask {
   eventSeq: number
   state: TaskState
   constants: Record<string, Constant>
+  /** Each started subprocess's child constants, by SubProcess node id. */
+  scopeConstants: Record<string, Record<string, Constant>>
   callbackUrl: string | null
   callbackStatus: string | null
   /** When the task started (epoch ms); null before its start. */
@@ -20,6 +28,7 @@ export interface LockedTask {
 }
 
 const ConstantsSchema = z.record(z.string(), ConstantSchema)
+const ScopeConstantsSchema = z.record(z.string(), ConstantsSchema)
 
 /**
  * Takes the task row's lock for this transaction (a no-op UPDATE) and reads what the engine
@@ -39,19 +48,21 @@ export async function lockTask(
     event_seq: number
     state: TaskState
     constants: string
+    scope_constants: string
     callback_url: string | null
     callback_status: string | null
     started_at: number | string | null
     traceparent: string | null
   }>(
     sql`UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning}
-        RETURNING event_seq, state, constants, callback_url, callback_status, started_at, traceparent`,
+        RETURNING event_seq, state, constants, scope_constants, callback_url, callback_status, started_at, traceparent`,
   )
   if (!row) return null
   return {
     eventSeq: Number(row.event_seq),
     state: row.state,
     constants: ConstantsSchema.parse(JSON.parse(row.constants)),
+    scopeConstants: ScopeConstantsSchema.parse(JSON.parse(row.scope_constants)),
     callbackUrl: row.callback_url,
     callbackStatus: row.callback_status,
     startedAt: row.started_at === null ? null : Number(row.started_at),
@@ -76,7 +87,7 @@ export class GraphCache {
     )
     if (!row) throw new Error(`task ${taskId} does not exist`)
     const tree = PipelineTreeSchema.parse(JSON.parse(row.pipeline_tree))
-    const graph = prepareGraph(buildGraph(tree), tree.outputs)
+    const graph = prepareGraph(buildTaskGraph(tree), tree.outputs)
     this.graphs.set(taskId, graph)
     if (this.graphs.size > this.max) {
       const oldest = this.graphs.keys().next().value
