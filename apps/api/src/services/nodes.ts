@@ -5,6 +5,7 @@
  * only resolve the project, the task and the permission, and shape what is read.
  */
 import {
+  buildTaskGraph,
   type Constant,
   NotFoundError,
   ParamInvalidError,
@@ -94,23 +95,31 @@ interface NodeRow {
 
 /** The task's tree, its constants, and one node of it (3540000 when the tree has no such node). */
 async function loadNode(deps: Deps, taskId: number, nodeId: string) {
-  const [t] = await deps.db.query<{ pipeline_tree: string; constants: string }>(
-    sql`SELECT pipeline_tree, constants FROM tasks WHERE id = ${taskId}`,
+  const [t] = await deps.db.query<{ pipeline_tree: string; constants: string; scope_constants: string }>(
+    sql`SELECT pipeline_tree, constants, scope_constants FROM tasks WHERE id = ${taskId}`,
   )
   if (!t) throw new NotFoundError(`task[id=${taskId}] does not exist`)
   const tree = PipelineTreeSchema.parse(JSON.parse(t.pipeline_tree))
-  const activity = tree.activities[nodeId]
-  const gateway = tree.gateways[nodeId]
-  const isEvent = tree.start_event.id === nodeId || tree.end_event.id === nodeId
-  if (!activity && !gateway && !isEvent) {
-    throw new ParamInvalidError(`task[${taskId}] does not have node[${nodeId}]`)
-  }
+  // Nodes inside subprocesses are found by their id as well (ids are unique task-wide).
+  const graph = buildTaskGraph(tree)
+  const node = graph.nodes.get(nodeId)
+  if (!node) throw new ParamInvalidError(`task[${taskId}] does not have node[${nodeId}]`)
+  const activity = node.activity
+  const gateway = node.gateway
+  const subprocess = node.subprocess
   const [row] = await deps.db.query<NodeRow>(
     sql`SELECT state, version, loop, retry, skip, error_ignored, error, inputs, outputs, started_at, finished_at, held, wait, auto_retries
         FROM node_states WHERE task_id = ${taskId} AND node_id = ${nodeId}`,
   )
-  const constants = JSON.parse(t.constants) as Record<string, Constant>
-  return { tree, activity, gateway, row, constants }
+  // A child node's constants are its subprocess's (as started; before that, as its tree has them).
+  const scope = graph.parentOf?.get(nodeId)
+  const constants =
+    scope === undefined
+      ? (JSON.parse(t.constants) as Record<string, Constant>)
+      : ((JSON.parse(t.scope_constants) as Record<string, Record<string, Constant>>)[scope] ??
+        graph.scopes?.get(scope)?.tree.constants ??
+        {})
+  return { tree, activity, gateway, subprocess, row, constants }
 }
 
 const parse = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown))
@@ -171,8 +180,8 @@ export async function nodeDetail(
   nodeId: string,
 ) {
   await resolveTask(deps, caller, ref, taskId, 'task_view')
-  const { activity, gateway, row, constants } = await loadNode(deps, taskId, nodeId)
-  const name = activity?.name ?? gateway?.name ?? ''
+  const { activity, gateway, subprocess, row, constants } = await loadNode(deps, taskId, nodeId)
+  const name = activity?.name ?? subprocess?.name ?? gateway?.name ?? ''
   const errorIgnorable = activity?.error_ignorable === true
   if (!row || (row.state === 'READY' && row.version === 0) || Number(row.loop) === 0) {
     return {

@@ -22,7 +22,7 @@ import {
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import { authorize, type Project, type ProjectRef, resolveProject } from './projects'
-import { exclusionFor, insertTask, prepareTaskTree, sealedOverrides } from './tasks'
+import { exclusionFor, insertTask, prepareTaskTree, sealedOverrides, withSubprocesses } from './tasks'
 import { findTemplateOf, previewTree, schemeNodeLists } from './templates'
 import { formatTime, parseLocalTime } from './time'
 
@@ -600,10 +600,10 @@ export async function startScheduledTask(
   s: ScheduledStart,
 ): Promise<ScheduledStartResult> {
   const common = s.templateSource === 'common'
-  const [template] = await tx.query<{ id: number; pipeline_tree: string }>(
+  const [template] = await tx.query<{ id: number; name: string; pipeline_tree: string }>(
     common
-      ? sql`SELECT id, pipeline_tree FROM common_templates WHERE id = ${s.templateId}`
-      : sql`SELECT id, pipeline_tree FROM templates WHERE id = ${s.templateId} AND project_id = ${s.projectId}`,
+      ? sql`SELECT id, name, pipeline_tree FROM common_templates WHERE id = ${s.templateId}`
+      : sql`SELECT id, name, pipeline_tree FROM templates WHERE id = ${s.templateId} AND project_id = ${s.projectId}`,
   )
   if (!template)
     return {
@@ -627,7 +627,11 @@ export async function startScheduledTask(
             s.schemes,
           )
     const kept = previewTree(base, exclusionForSchemes(base, schemes)).pipeline_tree
-    tree = prepareTaskTree(deps, kept, s.constants)
+    tree = await withSubprocesses(deps, tx, s.projectId, prepareTaskTree(deps, kept, s.constants), {
+      id: s.templateId,
+      name: template.name,
+      source: common ? 'common' : 'project',
+    })
   } catch (err) {
     if (err instanceof StdopsError) return { error: err.message }
     throw err

@@ -12,6 +12,7 @@ import {
   prepareTaskTree,
   resolveTask,
   taskUrl,
+  withSubprocesses,
 } from './tasks'
 import { parseTimeFilter } from './time'
 
@@ -48,7 +49,7 @@ export async function fastCreateTask(
     constants: input.pipeline_tree.constants ?? {},
     outputs: input.pipeline_tree.outputs ?? [],
   }
-  const tree = prepareTaskTree(deps, base, undefined)
+  const tree = await withSubprocesses(deps, deps.db, project.id, prepareTaskTree(deps, base, undefined), null)
   if (input.callback_url !== undefined) await checkCallbackUrl(deps, input.callback_url)
   const created = await deps.db.tx((tx) =>
     insertTask(deps, tx, {

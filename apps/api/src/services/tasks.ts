@@ -2,6 +2,7 @@ import {
   buildStatusTree,
   exclusionForExecuteList,
   exclusionForSchemes,
+  expandSubprocesses,
   isSecretConstant,
   MASK,
   type NodeState,
@@ -120,6 +121,44 @@ export function sealedOverrides(
       const c = constants[k.startsWith('${') ? k : `\${${k}}`]
       return [k, c && isSecretConstant(c) ? c.value : v]
     }),
+  )
+}
+
+/**
+ * The tree with each SubProcess's child tree copied in from the templates it names (recursively):
+ * templates of the task's project, or common templates for a task of a common template. Refused
+ * (3540000) on a cycle of templates (named), nesting deeper than 8, a missing template or an
+ * invalid child tree. `root` is the task's own template, so that including itself is a cycle.
+ */
+export async function withSubprocesses(
+  deps: Deps,
+  exec: Executor,
+  projectId: number,
+  tree: Record<string, unknown>,
+  root: { id: number; name: string; source: TemplateSource } | null,
+): Promise<Record<string, unknown>> {
+  const common = root?.source === 'common'
+  return expandSubprocesses(
+    tree,
+    async (templateId) => {
+      if (templateId > 2147483647) return null
+      const [t] = await exec.query<{ id: number; name: string; pipeline_tree: string; version: number }>(
+        common
+          ? sql`SELECT id, name, pipeline_tree, version FROM common_templates WHERE id = ${templateId}`
+          : sql`SELECT id, name, pipeline_tree, version FROM templates WHERE id = ${templateId} AND project_id = ${projectId}`,
+      )
+      if (!t) return null
+      return {
+        id: Number(t.id),
+        name: t.name,
+        tree: JSON.parse(t.pipeline_tree) as Record<string, unknown>,
+        version: String(t.version),
+      }
+    },
+    {
+      root: root && { id: root.id, name: root.name },
+      hasComponent: (c: string) => deps.engine.components.has(c),
+    },
   )
 }
 
@@ -253,7 +292,13 @@ export async function createTask(
   const base = input.pipeline_tree ?? (JSON.parse(template.pipelineTree) as Record<string, unknown>)
   const exclude = await exclusionFor(deps, template, base, input)
   const { pipeline_tree: kept } = previewTree(base, exclude)
-  const tree = prepareTaskTree(deps, simplifyVars(kept, input.simplify_vars), input.constants)
+  const tree = await withSubprocesses(
+    deps,
+    deps.db,
+    project.id,
+    prepareTaskTree(deps, simplifyVars(kept, input.simplify_vars), input.constants),
+    template,
+  )
   if (input.callback_url !== undefined) await checkCallbackUrl(deps, input.callback_url)
   const created = await deps.db.tx((tx) =>
     insertTask(deps, tx, {
@@ -321,19 +366,44 @@ interface NodeRow {
   finished_at: number | null
 }
 
-function nodeNames(tree: Record<string, unknown>): {
-  names: Record<string, string>
-  ignorable: Record<string, boolean>
-} {
-  const names: Record<string, string> = {}
-  const ignorable: Record<string, boolean> = {}
+function nodeNames(
+  tree: Record<string, unknown>,
+  into: {
+    names: Record<string, string>
+    ignorable: Record<string, boolean>
+    parentOf: Map<string, string>
+  } = { names: {}, ignorable: {}, parentOf: new Map() },
+  parent?: string,
+) {
+  const { names, ignorable, parentOf } = into
+  const child = (id: unknown) => {
+    if (parent !== undefined && typeof id === 'string') parentOf.set(id, parent)
+  }
+  child((tree.start_event as { id?: unknown } | undefined)?.id)
+  child((tree.end_event as { id?: unknown } | undefined)?.id)
+  for (const id of Object.keys((tree.gateways as Record<string, unknown> | undefined) ?? {})) child(id)
   for (const [id, a] of Object.entries(
     (tree.activities as Record<string, Record<string, unknown>> | undefined) ?? {},
   )) {
     names[id] = typeof a.name === 'string' ? a.name : ''
     ignorable[id] = a.error_ignorable === true
+    child(id)
+    // A subprocess's child tree: its nodes nest under it in the status tree.
+    if (a.type === 'SubProcess' && a.pipeline && typeof a.pipeline === 'object')
+      nodeNames(a.pipeline as Record<string, unknown>, into, id)
   }
-  return { names, ignorable }
+  return into
+}
+
+/** The status of node `id` somewhere in a status tree (a subprocess's, for subprocess_id). */
+function findStatus(node: Record<string, unknown>, id: string): Record<string, unknown> | undefined {
+  const children = (node.children ?? {}) as Record<string, Record<string, unknown>>
+  if (Object.hasOwn(children, id)) return children[id]
+  for (const c of Object.values(children)) {
+    const found = findStatus(c, id)
+    if (found) return found
+  }
+  return undefined
 }
 
 export interface StatusOptions {
@@ -352,11 +422,15 @@ export async function taskStatus(
   const { task } = await resolveTask(deps, caller, ref, taskId, 'task_view')
   const [status] = await statusTrees(deps, [task.id], { unset: null })
   if (!status) throw new Error(`task ${taskId} vanished`)
+  const { errors } = status
+  let tree = status.tree
   if (opts.subprocess_id !== undefined) {
-    // stdops's trees have no subprocess nodes: a subprocess id names nothing in this task.
-    throw new NotFoundError(`subprocess[id=${opts.subprocess_id}] does not exist in task(${taskId})`)
+    // bk-sops's narrowing: the status of that SubProcess node, its child tree's nodes nested in it.
+    const sub = findStatus(tree, opts.subprocess_id)
+    if (!sub || ![...status.parentOf.values()].includes(opts.subprocess_id))
+      throw new NotFoundError(`subprocess[id=${opts.subprocess_id}] does not exist in task(${taskId})`)
+    tree = sub
   }
-  const { errors, tree } = status
   return opts.with_ex_data ? { ...tree, ex_data: Object.fromEntries(errors) } : tree
 }
 
@@ -384,7 +458,14 @@ async function statusTrees(
   deps: Deps,
   ids: readonly number[],
   opts: { unset: null | '' },
-): Promise<Array<{ id: number; tree: Record<string, unknown>; errors: Map<string, string> }>> {
+): Promise<
+  Array<{
+    id: number
+    tree: Record<string, unknown>
+    errors: Map<string, string>
+    parentOf: Map<string, string>
+  }>
+> {
   const wanted = ids.filter((id) => id <= 2147483647)
   if (wanted.length === 0) return []
   const [tasks, nodes] = await Promise.all([
@@ -408,7 +489,7 @@ async function statusTrees(
     const t = rows.get(id)
     if (!t) return []
     const taskNodes = byTask.get(id) ?? []
-    const { names, ignorable } = nodeNames(JSON.parse(t.pipeline_tree) as Record<string, unknown>)
+    const { names, ignorable, parentOf } = nodeNames(JSON.parse(t.pipeline_tree) as Record<string, unknown>)
     const tree = buildStatusTree({
       task: {
         id: Number(t.id),
@@ -430,13 +511,19 @@ async function statusTrees(
         finishedAt: toDate(n.finished_at),
       })),
       names,
+      parentOf,
       now: new Date(deps.now()),
     })
     const errors = new Map(
       taskNodes.filter((n) => n.error !== null && n.error !== '').map((n) => [n.node_id, n.error as string]),
     )
     return [
-      { id, tree: formatStatusTimes(deps, tree, errors, opts.unset) as Record<string, unknown>, errors },
+      {
+        id,
+        tree: formatStatusTimes(deps, tree, errors, opts.unset) as Record<string, unknown>,
+        errors,
+        parentOf,
+      },
     ]
   })
 }

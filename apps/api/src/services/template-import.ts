@@ -85,6 +85,15 @@ function requireTrusted(caller: Caller) {
 
 function checkAll(deps: Deps, templates: Exported[]) {
   for (const t of templates) {
+    // An export's SubProcess nodes name templates by the exporting server's ids: they would point
+    // at unrelated templates here, so such trees are refused (import the children and edit them).
+    const activities = (t.tree as { activities?: Record<string, { type?: unknown; id?: unknown }> })
+      .activities
+    const sub = Object.values(activities ?? {}).find((a) => a?.type === 'SubProcess')
+    if (sub)
+      throw new ParamInvalidError(
+        `invalid param: template_data: template ${t.name}: subprocess ${String(sub.id)} names a template by the exporting server's id; templates with subprocesses cannot be imported`,
+      )
     try {
       checkTemplateTree(deps, t.tree)
     } catch (err) {

@@ -32,7 +32,10 @@ export const nodeRouter = router({
     .query(({ ctx, input }) =>
       nodes.nodeLog(ctx.deps, ctx.caller, ref(input), input.task_id, input.node_id, input),
     ),
-  /** Any node action: retry, skip, skip_exg, skip_cpg, forced_fail, callback, pause, resume. */
+  /**
+   * Any node action: retry, skip, skip_exg, skip_cpg, forced_fail, callback, pause, resume, and for
+   * a SubProcess node pause_subproc, resume_subproc, retry_subprocess.
+   */
   operate: authedProcedure
     .input(OperateNodeParamsSchema)
     .mutation(({ ctx, input }) => nodes.operateNode(ctx.deps, ctx.caller, ref(input), input, 'app')),
