@@ -199,14 +199,16 @@ Exit status: 0 ok, 1 failure (a refusal, a failed or revoked task), 2 usage or a
   const verbs: Array<[NodeVerb, string, (c: Command) => Command]> = [
     [
       'retry',
-      'run a FAILED node again (optionally with corrected inputs)',
+      'run a FAILED node again (optionally with corrected inputs); --subprocess: a subprocess from its start',
       (c) =>
-        c.option(
-          '--input <key=value>',
-          'replace an input for this and later attempts (repeatable; text)',
-          collect,
-          [],
-        ),
+        c
+          .option(
+            '--input <key=value>',
+            'replace an input for this and later attempts (repeatable; text)',
+            collect,
+            [],
+          )
+          .option('--subprocess', 'the node is a subprocess: run its child tree again (retry_subprocess)'),
     ],
     [
       'skip',
@@ -231,8 +233,17 @@ Exit status: 0 ok, 1 failure (a refusal, a failed or revoked task), 2 usage or a
       'pass an approval point (pause_node): a callback, with --data if given',
       (c) => c.option('--data <json>', 'the callback data: a JSON object, or @file.json'),
     ],
-    ['pause', 'hold a node that has not started: when the run reaches it, it waits', (c) => c],
-    ['resume', 'release a held node (or pass a waiting approval point)', (c) => c],
+    [
+      'pause',
+      'hold a node that has not started: when the run reaches it, it waits; --subprocess: pause a running subprocess',
+      (c) =>
+        c.option('--subprocess', 'the node is a subprocess: nothing new starts inside it (pause_subproc)'),
+    ],
+    [
+      'resume',
+      'release a held node (or pass a waiting approval point); --subprocess: resume a paused subprocess',
+      (c) => c.option('--subprocess', 'the node is a paused subprocess (resume_subproc)'),
+    ],
   ]
   for (const [verb, description, options] of verbs) {
     options(node.command(`${verb} <task> <node>`).description(description))

@@ -140,3 +140,125 @@ describe('stdops node: a failed node retried to FINISHED, an approval passed', (
     ])
   })
 })
+
+describe('stdops node --subprocess: pause, resume and retry a subprocess; node actions on its child nodes', () => {
+  let h: Harness
+  let id: Identity
+  let env: Record<string, string>
+  let dir: string
+  let project: string[]
+  let healthy = false
+  let receiver: { url: string; close(): Promise<void> }
+
+  beforeAll(async () => {
+    // the tasks call this test's HTTP server on 127.0.0.1, which must be allowed
+    h = await startHarness({ env: { STDOPS_OUTBOUND_ALLOW: '127.0.0.1' } })
+    id = await makeIdentity(h.deps, { role: 'admin' })
+    env = envFor(h, id)
+    dir = tempDir('stdops-subprocesses-')
+    project = ['--project', String(id.bkBizId)]
+    const server = createServer((_req, res) => {
+      res.statusCode = healthy ? 200 : 503
+      res.end('{}')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    receiver = {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    }
+  })
+  afterAll(async () => {
+    cleanUp()
+    await h?.close()
+    await receiver?.close()
+  })
+
+  const cli = (args: string[]) => stdops([...args, ...project], { env })
+  type Status = { id: string; name: string; children: Record<string, Status> }
+
+  async function template(tree: unknown, name: string): Promise<number> {
+    const tpl = await cli([
+      'template',
+      'create',
+      '-f',
+      writeJson(dir, `${name}.json`, tree),
+      '--name',
+      name,
+      '--json',
+    ])
+    expect(tpl.code, tpl.stderr).toBe(0)
+    return json<{ template_id: number }>(tpl).template_id
+  }
+  /** A started task of a parent whose one step is a subprocess of `childTree`; the child's node id named `childNode`. */
+  async function parentTask(childTree: unknown, name: string, childNode: string) {
+    const child = await template(childTree, `${name}-child`)
+    const p = createTreeBuilder()
+    const sc = p.subprocess(child, { name: 'the child' })
+    p.chain(p.startId, sc, p.endId)
+    const created = await cli([
+      'task',
+      'create',
+      '--template',
+      String(await template(p.build(), name)),
+      '--name',
+      name,
+      '--json',
+    ])
+    expect(created.code, created.stderr).toBe(0)
+    const taskId = json<{ task_id: number }>(created).task_id
+    expect((await cli(['task', 'start', String(taskId)])).code).toBe(0)
+    // The child's node, found by its name in the nested status tree once the run reaches it.
+    const inner = await waitFor(async () => {
+      const status = json<Status>(await cli(['task', 'status', String(taskId), '--json']))
+      return Object.values(status.children[sc]?.children ?? {}).find((n) => n.name === childNode)?.id
+    })
+    return { taskId, sc, inner }
+  }
+  const displayed = async (taskId: number) =>
+    json<{ state: string }>(await cli(['task', 'status', String(taskId), '--json'])).state
+
+  it('retry --subprocess runs a subprocess whose child node failed again, to FINISHED', async () => {
+    const b = createTreeBuilder()
+    const call = b.activity('bk_http_request', {
+      name: 'call',
+      data: { bk_http_request_url: { hook: false, value: `${receiver.url}/flaky` } },
+    })
+    b.chain(b.startId, call, b.endId)
+    const { taskId, sc } = await parentTask(b.build(), 'flaky-parent', 'call')
+    await waitFor(async () => ((await displayed(taskId)) === 'FAILED' ? true : undefined))
+
+    const misuse = await cli(['node', 'retry', String(taskId), sc, '--subprocess', '--input', 'a=b'])
+    expect(misuse.code).toBe(2)
+    expect(misuse.stderr).toContain('--input is not for --subprocess')
+    healthy = true
+    const retried = await cli(['node', 'retry', String(taskId), sc, '--subprocess', '--json'])
+    expect(retried.code, retried.stderr).toBe(0)
+    expect(json<{ action: string }>(retried).action).toBe('retry_subprocess')
+    await waitFor(async () => ((await displayed(taskId)) === 'FINISHED' ? true : undefined))
+  })
+
+  it('pause --subprocess and resume --subprocess; approve passes an approval point inside the child', async () => {
+    const b = createTreeBuilder()
+    const gate = b.activity('pause_node', { name: 'gate' })
+    b.chain(b.startId, gate, b.endId)
+    const { taskId, sc, inner } = await parentTask(b.build(), 'approval-parent', 'gate')
+    await waitFor(async () => {
+      const d = json<{ waiting_for: string | null }>(
+        await cli(['node', 'show', String(taskId), inner, '--json']),
+      )
+      return d.waiting_for === 'callback' ? true : undefined
+    })
+    const paused = await cli(['node', 'pause', String(taskId), sc, '--subprocess', '--json'])
+    expect(paused.code, paused.stderr).toBe(0)
+    expect(json<{ state: string }>(paused).state).toBe('SUSPENDED')
+    const again = await cli(['node', 'pause', String(taskId), sc, '--subprocess'])
+    expect(again.code).not.toBe(0)
+    expect(again.stderr).toContain(`node[${sc}] is SUSPENDED; pause_subproc needs RUNNING`)
+    const resumed = await cli(['node', 'resume', String(taskId), sc, '--subprocess', '--json'])
+    expect(resumed.code, resumed.stderr).toBe(0)
+    expect(json<{ state: string }>(resumed).state).toBe('RUNNING')
+    const approved = await cli(['node', 'approve', String(taskId), inner])
+    expect(approved.code, approved.stderr).toBe(0)
+    await waitFor(async () => ((await displayed(taskId)) === 'FINISHED' ? true : undefined))
+  })
+})

@@ -42,6 +42,8 @@ export interface NodeActionOptions {
   flow?: string
   flows?: string
   converge?: string
+  /** pause / resume / retry of a SubProcess node: pause_subproc, resume_subproc, retry_subprocess. */
+  subprocess?: boolean
   json?: boolean
 }
 
@@ -49,6 +51,15 @@ export interface NodeActionOptions {
 export type NodeVerb = 'retry' | 'skip' | 'fail' | 'callback' | 'approve' | 'pause' | 'resume'
 
 function actionOf(verb: NodeVerb, o: NodeActionOptions): string {
+  if (o.subprocess) {
+    if (verb === 'pause') return 'pause_subproc'
+    if (verb === 'resume') return 'resume_subproc'
+    if (verb === 'retry') {
+      if (o.input && o.input.length > 0) throw new UsageError('--input is not for --subprocess')
+      return 'retry_subprocess'
+    }
+    throw new UsageError('--subprocess is only for pause, resume and retry')
+  }
   switch (verb) {
     case 'fail':
       return 'forced_fail'

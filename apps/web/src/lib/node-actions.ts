@@ -41,6 +41,9 @@ export const SENDS: Record<PanelAction, NodeAction> = {
   callback: 'callback',
   pause: 'pause',
   resume: 'resume',
+  pause_subproc: 'pause_subproc',
+  resume_subproc: 'resume_subproc',
+  retry_subprocess: 'retry_subprocess',
   approve: 'callback',
   reject: 'forced_fail',
 }
