@@ -235,8 +235,11 @@ describe('the console procedures: task search, changes, several at once, waits, 
 
   it('task.waits says what each node waits for: a callback, a timer, an operator, a pause', async () => {
     const gate = await newTask(tpl.approval, 'needs approval')
-    await waitFor(async () => ((await nodeState(gate, ids.gate)) === 'RUNNING' ? true : undefined))
-    const w1 = await api.task.waits.query({ ...biz(), task_id: gate })
+    // RUNNING comes first; the wait for a callback is recorded when the component asks for one.
+    const w1 = await waitFor(async () => {
+      const w = await api.task.waits.query({ ...biz(), task_id: gate })
+      return w.waits[0]?.reason === 'callback' ? w : undefined
+    })
     expect(w1).toMatchObject({ task_id: gate, state: 'RUNNING' })
     expect(w1.waits).toEqual([
       {
@@ -365,8 +368,12 @@ describe('the console procedures: task search, changes, several at once, waits, 
       .template_id
     const taskId = await newTask(template, 'held on the way')
     await api.node.operate.mutate({ ...biz(), task_id: taskId, node_id: held, action: 'pause' })
-    // Not reached yet: the timer is what the task waits for, not the held node.
-    const before = await api.task.waits.query({ ...biz(), task_id: taskId })
+    // Not reached yet: the timer is what the task waits for, not the held node. The timer's node
+    // shows as running until its component has asked for the timer, so wait for that first.
+    const before = await waitFor(async () => {
+      const r = await api.task.waits.query({ ...biz(), task_id: taskId })
+      return r.waits.some((x) => x.reason === 'timer') ? r : undefined
+    })
     expect(before.waits.map((x) => [x.name, x.reason])).toEqual([['first', 'timer']])
     const w = await waitFor(async () => {
       const r = await api.task.waits.query({ ...biz(), task_id: taskId })
