@@ -17,6 +17,8 @@ import { type Harness, type Identity, makeIdentity, startHarness } from './harne
 
 const SECRET = 's3cr3t-P4ss-value-42'
 const OTHER_SECRET = 'an0ther-s3cr3t-for-the-task'
+const BAD_TOKEN = 'bad-t0ken-refused'
+const bodies: string[] = []
 
 function clientFor(url: string, id: Pick<Identity, 'appCode' | 'appSecret' | 'token'>) {
   const headers = {
@@ -57,9 +59,16 @@ beforeAll(async () => {
   const auths: string[] = []
   const server: Server = createServer((req, res) => {
     auths.push(req.headers.authorization ?? '')
-    // answers with what it was sent: the secret comes back in the response, and must not be kept
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ you_sent: req.headers.authorization ?? null }))
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'))
+      // a token the test calls bad is refused, so that the node fails and is retried
+      const bad = (req.headers.authorization ?? '').includes(BAD_TOKEN)
+      // answers with what it was sent: the secret comes back in the response, and must not be kept
+      res.writeHead(bad ? 500 : 200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ you_sent: req.headers.authorization ?? null }))
+    })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   echo = {
@@ -281,5 +290,105 @@ describe('secret constants', () => {
     ok(await a.post('start_task', { task_id: taskId }))
     const status = await waitForState(a, taskId, 'FAILED')
     expect(JSON.stringify(status)).toContain('a secret constant cannot be opened with this server key')
+  })
+
+  it("an operator's retry with a new credential and a new secret-rendered input stores both sealed; the call gets them", async () => {
+    const admin = await makeIdentity(h.deps, { role: 'admin' })
+    const viewer = await makeIdentity(h.deps, { role: 'viewer', projectId: admin.projectId })
+    const a = legacyClient(h, admin)
+    const b = createTreeBuilder()
+    const call = b.activity('bk_http_request', {
+      data: {
+        bk_http_request_method: { hook: false, value: 'POST' },
+        bk_http_request_url: { hook: false, value: echo.url },
+        bk_http_request_header: { hook: false, value: [{ name: 'Authorization', value: 'Bearer ${token}' }] },
+        bk_http_request_body: { hook: false, value: 'key=${token}' },
+      },
+    })
+    b.chain(b.startId, call, b.endId)
+    b.constant('token', BAD_TOKEN, { custom_type: 'password', source_type: 'custom' })
+    const templateId = ok<{ template_id: number }>(
+      await a.post('create_template', { name: 'retried with a secret', pipeline_tree: b.build() }),
+    ).template_id
+    const taskId = ok<{ task_id: number }>(
+      await a.post('create_and_start_task', { template_id: templateId, name: 'retry secret' }),
+    ).task_id
+    await waitForState(a, taskId, 'FAILED')
+    const NEW_TOKEN = 'retry-t0ken-given-by-the-operator'
+    const NEW_BODY = 'key=retry-b0dy-secret'
+    ok(
+      await a.post('operate_node', {
+        task_id: taskId,
+        node_id: call,
+        action: 'retry',
+        inputs: {
+          bk_http_request_header: [{ name: 'Authorization', value: `Bearer ${NEW_TOKEN}` }],
+          bk_http_request_body: NEW_BODY,
+        },
+      }),
+    )
+    await waitForState(a, taskId, 'FINISHED')
+    expect(echo.auths.at(-1)).toBe(`Bearer ${NEW_TOKEN}`)
+    expect(bodies.at(-1)).toBe(NEW_BODY)
+    const v = legacyClient(h, viewer)
+    const replies = JSON.stringify([
+      (await v.get('get_task_operate_record', { task_id: taskId })).body,
+      (await v.get('get_task_node_detail', { task_id: taskId, node_id: call })).body,
+      (await v.get('get_task_detail', { task_id: taskId })).body,
+    ])
+    for (const secret of [NEW_TOKEN, NEW_BODY, BAD_TOKEN]) {
+      expect(replies).not.toContain(secret)
+      expect(await storedText(templateId, taskId)).not.toContain(secret)
+    }
+    expect(replies).toContain('******')
+    const [record] = await h.deps.db.query<{ extra_info: string | null }>(
+      sql`SELECT extra_info FROM operate_records WHERE task_id = ${taskId} AND node_id = ${call}`,
+    )
+    expect(record?.extra_info).toContain('[[stdops-secret:v1:')
+    expect(record?.extra_info).not.toContain(NEW_TOKEN)
+  })
+
+  it("a value a SubProcess gives its child's secret constant is stored sealed and reaches the child's step", async () => {
+    const admin = await makeIdentity(h.deps, { role: 'admin' })
+    const viewer = await makeIdentity(h.deps, { role: 'viewer', projectId: admin.projectId })
+    const a = legacyClient(h, admin)
+    const c = createTreeBuilder()
+    const call = c.activity('bk_http_request', {
+      data: {
+        bk_http_request_url: { hook: false, value: echo.url },
+        bk_http_request_header: { hook: false, value: [{ name: 'Authorization', value: 'Bearer ${cpw}' }] },
+      },
+    })
+    c.chain(c.startId, call, c.endId)
+    c.constant('cpw', '', { custom_type: 'password', source_type: 'custom' })
+    const childId = ok<{ template_id: number }>(
+      await a.post('create_template', { name: 'child with a secret', pipeline_tree: c.build() }),
+    ).template_id
+    const SUB_SECRET = 'sub-pr0cess-s3cret-value'
+    const p = createTreeBuilder()
+    p.chain(
+      p.startId,
+      p.subprocess(childId, { constants: { '${cpw}': { hook: false, value: SUB_SECRET } } }),
+      p.endId,
+    )
+    const parentId = ok<{ template_id: number }>(
+      await a.post('create_template', { name: 'parent giving a secret', pipeline_tree: p.build() }),
+    ).template_id
+    echo.auths.length = 0
+    const taskId = ok<{ task_id: number }>(
+      await a.post('create_and_start_task', { template_id: parentId, name: 'secret down' }),
+    ).task_id
+    const v = legacyClient(h, viewer)
+    await waitForState(v, taskId, 'FINISHED')
+    expect(echo.auths).toEqual([`Bearer ${SUB_SECRET}`])
+    const replies = JSON.stringify([
+      (await v.get('get_task_detail', { task_id: taskId })).body,
+      (await v.get('get_task_status', { task_id: taskId })).body,
+      (await v.get('get_task_node_detail', { task_id: taskId, node_id: call })).body,
+    ])
+    expect(replies).not.toContain(SUB_SECRET)
+    // the task's copy, its nodes, histories and events (the child template never held it)
+    expect(await storedText(childId, taskId)).not.toContain(SUB_SECRET)
+    expect(logLines.join('')).not.toContain(SUB_SECRET)
   })
 })

@@ -38,7 +38,14 @@ export {
   type ScheduledStartResult,
   type StartScheduledTask,
 } from './schedules'
-export { createSecretBox, type SecretBox, SecretOpenError, sealTreeSecrets } from './secrets'
+export {
+  createSecretBox,
+  type SecretBox,
+  SecretOpenError,
+  scrubbingLogger,
+  sealRetryInputs,
+  sealTreeSecrets,
+} from './secrets'
 export {
   type Attempt,
   appendTaskEvent,

@@ -98,7 +98,123 @@ export const CREDENTIAL_HEADERS = new Set([
  * referenced constant a secret). Everything else is untouched.
  */
 export function sealTreeSecrets<T extends Record<string, unknown>>(box: SecretBox, tree: T): T {
-  return sealHeaders(box, sealConstants(box, tree))
+  return sealSubprocesses(box, sealHeaders(box, sealConstants(box, tree)))
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * A SubProcess's `constants` mapping gives the child's constants their values: a value given to a
+ * secret constant of the child (the mapping entry says `custom_type: password`, as bk-sops copies
+ * the child's definition into it, or the copied child tree says so) is sealed like the tree's own
+ * secrets; a hook (`"${x}"` of the parent) is left to render. Copied child trees are sealed too.
+ */
+function sealSubprocesses<T extends Record<string, unknown>>(box: SecretBox, tree: T): T {
+  const activities = tree.activities
+  if (!isRecord(activities)) return tree
+  let changed = false
+  const out: Record<string, unknown> = {}
+  for (const [id, act] of Object.entries(activities)) {
+    out[id] = act
+    if (!isRecord(act) || act.type !== 'SubProcess') continue
+    let next: Record<string, unknown> = act
+    const child = isRecord(act.pipeline) ? act.pipeline : undefined
+    const childConstants = child && isRecord(child.constants) ? child.constants : {}
+    if (isRecord(act.constants)) {
+      let touched = false
+      const mapped: Record<string, unknown> = {}
+      for (const [key, entry] of Object.entries(act.constants)) {
+        mapped[key] = entry
+        if (!isRecord(entry) || entry.hook === true) continue
+        const def = childConstants[key]
+        const secret = isSecretConstant(entry) || (isRecord(def) && isSecretConstant(def))
+        const v = entry.value
+        if (!secret || v === undefined || v === null || v === '' || isSealed(v)) continue
+        mapped[key] = { ...entry, value: box.seal(typeof v === 'string' ? v : JSON.stringify(v)) }
+        touched = true
+      }
+      if (touched) next = { ...next, constants: mapped }
+    }
+    if (child) {
+      const sealed = sealTreeSecrets(box, child)
+      if (sealed !== child) next = { ...next, pipeline: sealed }
+    }
+    if (next !== act) {
+      out[id] = next
+      changed = true
+    }
+  }
+  return changed ? { ...tree, activities: out } : tree
+}
+
+/**
+ * The inputs an operator gives a node's retry, sealed as a tree's secrets are: literal credential
+ * headers of `bk_http_request_header`, and a string given for an input whose current value holds
+ * a secret (it was rendered from a secret constant: its replacement is as secret). `******` sent
+ * back for such an input keeps its current value (a client that resends what it read changes
+ * nothing). Other inputs are stored as given.
+ */
+export function sealRetryInputs(
+  box: SecretBox,
+  current: Record<string, unknown> | null,
+  inputs: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, v] of Object.entries(inputs)) {
+    const now = current?.[key]
+    const secret = now !== undefined && JSON.stringify(now).includes(SEALED_PREFIX)
+    if (secret && v === MASK) out[key] = now
+    else if (secret && typeof v === 'string' && v !== '' && !isSealed(v)) out[key] = box.seal(v)
+    else out[key] = v
+  }
+  const header = out.bk_http_request_header
+  if (Array.isArray(header)) {
+    out.bk_http_request_header = header.map((h: unknown) => {
+      if (!isRecord(h)) return h
+      const { name, value: v } = h
+      if (typeof name !== 'string' || !CREDENTIAL_HEADERS.has(name.toLowerCase())) return h
+      if (typeof v !== 'string' || v === '' || v.includes('${') || isSealed(v)) return h
+      return { ...h, value: box.seal(v) }
+    })
+  }
+  return out
+}
+
+/**
+ * A component step's logger whose lines are scrubbed of the secrets the step opened: messages,
+ * merged objects, errors and the bindings of its children.
+ */
+export function scrubbingLogger<L extends object>(logger: L, scrub: (value: unknown) => unknown): L {
+  const clean = (arg: unknown): unknown => {
+    if (arg instanceof Error) {
+      const e = new Error(String(scrub(arg.message)))
+      e.name = arg.name
+      if (arg.stack !== undefined) e.stack = String(scrub(arg.stack))
+      return e
+    }
+    if (isRecord(arg)) {
+      const o: Record<string, unknown> = {}
+      for (const [k, x] of Object.entries(arg)) o[k] = x instanceof Error ? clean(x) : scrub(x)
+      return o
+    }
+    return scrub(arg)
+  }
+  const levels = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+  return new Proxy(logger, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown
+      if (typeof v !== 'function') return v
+      if (typeof prop === 'string' && levels.has(prop)) {
+        return (...args: unknown[]) => v.apply(target, args.map(clean))
+      }
+      if (prop === 'child') {
+        return (...args: unknown[]) =>
+          scrubbingLogger(v.apply(target, [clean(args[0]), ...args.slice(1)]) as object, scrub)
+      }
+      return v.bind(target)
+    },
+  })
 }
 
 function sealHeaders<T extends Record<string, unknown>>(box: SecretBox, tree: T): T {

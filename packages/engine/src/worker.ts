@@ -12,7 +12,7 @@ import type { Logger } from 'pino'
 import { CALLBACK_MAX_ATTEMPTS, callbackBackoff, postCallback } from './callback'
 import type { OutboundClient } from './outbound'
 import { describeIssues } from './plan'
-import type { SecretBox } from './secrets'
+import { type SecretBox, scrubbingLogger } from './secrets'
 import {
   appendAttemptLog,
   type ClaimedJob,
@@ -347,6 +347,8 @@ export function createWorker(o: WorkerOptions): Worker {
         const secrets = opened.secrets
         const log = ctx.log
         ctx.log = (line: string) => log(box.scrub(String(line), secrets))
+        // and what it writes to the server's log does not either
+        ctx.logger = scrubbingLogger(ctx.logger, (v) => box.scrub(v, secrets))
       }
       result = (await fn.call(module, opened.value, ctx)) as ComponentResult
     } catch (err) {

@@ -1,6 +1,17 @@
+import { Writable } from 'node:stream'
 import { MASK } from '@stdops/core'
+import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { createSecretBox, SecretOpenError, sealTreeSecrets } from '../src/index'
+import { z } from 'zod'
+import {
+  createSecretBox,
+  defineComponent,
+  SecretOpenError,
+  scrubbingLogger,
+  sealRetryInputs,
+  sealTreeSecrets,
+} from '../src/index'
+import { TEST_COMPONENTS } from '../src/testing'
 
 const box = createSecretBox('the-server-key-0123456789')
 
@@ -64,6 +75,111 @@ describe('the secret box', () => {
     expect(sealTreeSecrets(box, sealed)).toBe(sealed)
     expect(box.open(sealed.constants['${pw}'].value).value).toBe('hunter22')
   })
+
+  it("sealTreeSecrets seals the values a SubProcess gives a child's secret constants, in nested copies too", () => {
+    const child = (value: string) => ({
+      constants: {
+        '${cpw}': { key: '${cpw}', value: '', custom_type: 'password' },
+        '${c}': { key: '${c}', value: '' },
+      },
+      activities: {
+        inner: {
+          type: 'SubProcess',
+          constants: { '${deep}': { hook: false, value, custom_type: 'password' } },
+        },
+      },
+    })
+    const tree = {
+      activities: {
+        sp: {
+          type: 'SubProcess',
+          constants: {
+            // the child's definition says it is a secret (the copied child tree)
+            '${cpw}': { hook: false, value: 'child-secret-1' },
+            // a plain constant stays as given; a hook is left to render
+            '${c}': { hook: false, value: 'plain-child-value' },
+            '${other}': { hook: true, value: '${parent_pw}' },
+          },
+          pipeline: child('nested-secret-2'),
+        },
+        tpl: {
+          type: 'SubProcess',
+          // no copied child yet (a template): the mapping entry's own type says so
+          constants: { '${x}': { hook: false, value: 'template-secret-3', custom_type: 'password' } },
+        },
+      },
+    }
+    const json = JSON.stringify(sealTreeSecrets(box, tree))
+    for (const secret of ['child-secret-1', 'nested-secret-2', 'template-secret-3'])
+      expect(json).not.toContain(secret)
+    expect(json).toContain('plain-child-value')
+    expect(json).toContain('${parent_pw}')
+    const sealed = sealTreeSecrets(box, tree)
+    expect(sealTreeSecrets(box, sealed)).toBe(sealed)
+    const sp = (sealed.activities as Record<string, { constants: Record<string, { value: string }> }>).sp!
+    expect(box.open(sp.constants['${cpw}']!.value).value).toBe('child-secret-1')
+  })
+
+  it("sealRetryInputs seals a retry's credential headers and the inputs rendered from a secret; the mask keeps the current value", () => {
+    const token = box.seal('old-secret')
+    const current = { body: `pw=${token}`, url: 'https://example.com/', bk_http_request_header: [] }
+    const out = sealRetryInputs(box, current, {
+      body: 'new-secret-body',
+      url: 'https://example.org/',
+      bk_http_request_header: [
+        { name: 'Authorization', value: 'Bearer new-secret-token' },
+        { name: 'Accept', value: 'text/plain' },
+      ],
+    })
+    const json = JSON.stringify(out)
+    expect(json).not.toContain('new-secret-body')
+    expect(json).not.toContain('new-secret-token')
+    expect(json).toContain('text/plain')
+    expect(out.url).toBe('https://example.org/')
+    expect(box.open(out.body).value).toBe('new-secret-body')
+    expect(sealRetryInputs(box, current, { body: MASK }).body).toBe(`pw=${token}`)
+  })
+
+  it('a scrubbing logger keeps opened secrets out of messages, merged objects, errors and children', () => {
+    const lines: string[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'))
+        done()
+      },
+    })
+    const log = scrubbingLogger(pino(sink), (v) => box.scrub(v, ['topsecret-42']))
+    log.info({ header: 'Bearer topsecret-42', n: 1 }, 'sent topsecret-42')
+    log.warn('plain topsecret-42 and %s', 'topsecret-42')
+    log.error(new Error('failed with topsecret-42'))
+    log.child({ token: 'topsecret-42' }).info({ err: new Error('nested topsecret-42') }, 'child line')
+    expect(lines).toHaveLength(4)
+    const all = lines.join('')
+    expect(all).not.toContain('topsecret-42')
+    expect(all.split(MASK).length - 1).toBeGreaterThanOrEqual(6)
+    expect(all).toContain('child line')
+  })
+})
+
+const told: string[] = []
+const serverLog: string[] = []
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    serverLog.push(chunk.toString('utf8'))
+    done()
+  },
+})
+/** Logs what it was given through the server's logger, as a careless component would. */
+const talker = defineComponent({
+  code: 'talker',
+  inputs: z.object({ said: z.string() }),
+  outputs: z.object({}),
+  async execute(inputs, ctx) {
+    told.push(inputs.said)
+    ctx.logger.info({ said: inputs.said }, `talking about ${inputs.said}`)
+    ctx.logger.child({ said: inputs.said }).warn(new Error(`cannot ${inputs.said}`))
+    return { status: 'finished', outputs: {} }
+  },
 })
 
 describe('secrets in a running task', () => {
@@ -73,13 +189,18 @@ describe('secrets in a running task', () => {
     const { createHarness, insertTask, nodes, operate, waitFor } = await import('./helpers')
     const h = await createHarness()
     try {
-      const engine = await h.engine({ secrets: box })
+      const engine = await h.engine({
+        secrets: box,
+        logger: pino(sink),
+        components: [...TEST_COMPONENTS, talker],
+      })
       const run = async (ok: boolean) => {
         const b = createTreeBuilder()
+        const talk = b.activity('talker', { data: { said: { hook: true, value: 'pw=${pw}' } } })
         const node = b.activity('check', {
           data: { ok: { hook: false, value: ok }, value: { hook: true, value: 'pw=${pw}' } },
         })
-        b.chain(b.startId, node, b.endId)
+        b.chain(b.startId, talk, node, b.endId)
         b.constant('pw', 'hunter2-secret', { custom_type: 'password' })
         const id = await insertTask(
           h.db,
@@ -102,6 +223,10 @@ describe('secrets in a running task', () => {
       expect(failed.row.error).toBe(`check failed: ok is false (value "pw=${MASK}")`)
       const finished = await run(true)
       expect(finished.row.outputs).toEqual({ value: `pw=${MASK}` })
+      // what the component wrote to the server's log
+      expect(told).toEqual(['pw=hunter2-secret', 'pw=hunter2-secret'])
+      expect(serverLog.join('')).toContain('talking about')
+      expect(serverLog.join('')).not.toContain('hunter2-secret')
       for (const r of [failed, finished]) {
         expect(r.hist).not.toContain('hunter2-secret')
         expect(r.hist).toContain(`value=\\"pw=${MASK}\\"`)

@@ -14,7 +14,7 @@ import {
   resolveConstants,
 } from '@stdops/core'
 import { sql } from '@stdops/db'
-import { type Attempt, readAttemptLog, readAttempts } from '@stdops/engine'
+import { type Attempt, readAttemptLog, readAttempts, sealRetryInputs } from '@stdops/engine'
 import type { Caller } from './auth'
 import type { Deps } from './deps'
 import type { ProjectRef } from './projects'
@@ -52,6 +52,15 @@ export async function operateNode(
   source: OperateSource,
 ): Promise<NodeActionResult> {
   const { project } = await resolveTask(deps, caller, ref, input.task_id, 'task_operate')
+  let inputs = input.inputs
+  if (input.action === 'retry' && inputs !== undefined) {
+    // a retry's new inputs are stored (the node's overrides, the operate record): secrets sealed
+    const [row] = await deps.db.query<{ inputs: string | null }>(
+      sql`SELECT inputs FROM node_states WHERE task_id = ${input.task_id} AND node_id = ${input.node_id}`,
+    )
+    const current = row?.inputs ? (JSON.parse(row.inputs) as Record<string, unknown> | null) : null
+    inputs = sealRetryInputs(deps.secrets, current, inputs)
+  }
   const result = await deps.engine.operateNode({
     taskId: input.task_id,
     nodeId: input.node_id,
@@ -60,7 +69,7 @@ export async function operateNode(
     appCode: caller.app.code,
     source,
     projectId: project.id,
-    inputs: input.inputs,
+    inputs,
     flowId: input.flow_id,
     flowIds: input.flow_ids,
     convergeGatewayId: input.converge_gateway_id,

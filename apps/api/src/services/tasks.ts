@@ -138,7 +138,8 @@ export async function withSubprocesses(
   root: { id: number; name: string; source: TemplateSource } | null,
 ): Promise<Record<string, unknown>> {
   const common = root?.source === 'common'
-  return expandSubprocesses(
+  // sealed once more with the child trees in view: a value the parent gives a child's secret constant
+  const expanded = await expandSubprocesses(
     tree,
     async (templateId) => {
       if (templateId > 2147483647) return null
@@ -160,6 +161,7 @@ export async function withSubprocesses(
       hasComponent: (c: string) => deps.engine.components.has(c),
     },
   )
+  return sealTreeSecrets(deps.secrets, expanded)
 }
 
 export interface NewTask {
