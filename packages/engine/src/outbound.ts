@@ -92,6 +92,11 @@ export interface OutboundClient {
    * it is checked again when called.
    */
   check(url: string): Promise<void>
+  /**
+   * Closes the connections. Called after the worker stopped (its calls finished, or were aborted
+   * when the drain ran out): a call still open then is cut rather than waited for, so that a
+   * stopping process never waits on a slow service.
+   */
   close(): Promise<void>
 }
 
@@ -387,6 +392,6 @@ export function createOutboundClient(options: OutboundOptions = {}): OutboundCli
         }
       }
     },
-    close: () => agent.close(),
+    close: () => agent.destroy(),
   }
 }
