@@ -68,6 +68,8 @@ export interface TaskGraph {
   outputs: readonly string[]
   /** Memo of rowsReadFrom. */
   readonly reads: Map<string, readonly string[]>
+  /** Memo of stepReadsFrom. */
+  readonly stepReads: Map<string, readonly string[]>
 }
 
 export function prepareGraph(graph: PipelineGraph, outputs: readonly string[]): TaskGraph {
@@ -75,7 +77,7 @@ export function prepareGraph(graph: PipelineGraph, outputs: readonly string[]): 
   for (const node of graph.nodes.values()) {
     if (node.convergeId !== undefined) forkOf.set(node.convergeId, node.id)
   }
-  return { graph, forkOf, outputs, reads: new Map() }
+  return { graph, forkOf, outputs, reads: new Map(), stepReads: new Map() }
 }
 
 /**
@@ -117,6 +119,21 @@ export function rowsReadFrom(g: TaskGraph, nodeId: string): readonly string[] {
   }
   const rows = [...found]
   g.reads.set(nodeId, rows)
+  return rows
+}
+
+/**
+ * The node rows a step about `nodeId` reads when it may also start, in the same transaction, what
+ * its decision makes due: rowsReadFrom(nodeId) and, for each node that decision can reach (an
+ * activity or any node of its walk), that node's own rowsReadFrom. One read serves all of them.
+ */
+export function stepReadsFrom(g: TaskGraph, nodeId: string): readonly string[] {
+  const memo = g.stepReads.get(nodeId)
+  if (memo) return memo
+  const found = new Set(rowsReadFrom(g, nodeId))
+  for (const id of [...found]) if (id !== nodeId) for (const r of rowsReadFrom(g, id)) found.add(r)
+  const rows = [...found]
+  g.stepReads.set(nodeId, rows)
   return rows
 }
 

@@ -31,6 +31,7 @@ import {
   planRevoke,
   planTaskStart,
   rowsReadFrom,
+  stepReadsFrom,
 } from './plan'
 import {
   type Applied,
@@ -51,12 +52,15 @@ import {
   hasNodeJob,
   type LockedTask,
   loadNodes,
+  lockJobAndLoadNodes,
   lockTask,
   recordCallbackOutcome,
   recordFenced,
   releaseLeases,
+  type StepWrite,
   setNodeWait,
   stillHeld,
+  writeStep,
 } from './store'
 import { type EngineTelemetry, reportPlan } from './telemetry'
 import type { ComponentModule, ComponentRegistry, ComponentResult } from './types'
@@ -190,6 +194,13 @@ export async function startNode(
   job: ClaimedJob,
   at: number,
 ): Promise<StartOutcome> {
+  if (tx.provider === 'postgresql') {
+    const step = await stepOnPostgres(env, tx, job, at, { kind: 'start' })
+    if (step) {
+      const started = step.started
+      return started ? { kind: 'run', ...started } : { kind: 'done', applied: step.applied }
+    }
+  }
   const task = await lockTask(tx, job.taskId, { running: true })
   if (!task) {
     // Paused (or revoked) since the claim: the job waits, unleased, for resume.
@@ -299,6 +310,10 @@ export async function recordResult(
     await setNodeWait(tx, job.taskId, job.nodeId, 'callback')
     return { applied: null, chained: [] }
   }
+  if (tx.provider === 'postgresql') {
+    const step = await stepOnPostgres(env, tx, job, at, { kind: 'result', outcome: outcome!, chaining })
+    if (step) return { applied: step.applied, chained: step.chained }
+  }
   const task = await lockTask(tx, job.taskId)
   if (!task || !(await deleteHeldJob(tx, job, env.workerId))) return fence()
   const ctx = await planContext(env, tx, job.taskId, task, at, job.nodeId)
@@ -325,6 +340,187 @@ export async function recordResult(
     if (outcome.kind === 'done') more += outcome.applied.jobs
   }
   return { applied: { ...done, jobs: done.jobs - claimed.length + more }, chained }
+}
+
+/** What a start decides: the plan, and whether the activity runs now (its job is kept, leased). */
+function decideStart(env: TransitionEnv, taskId: number, ctx: PlanContext, nodeId: string): Plan {
+  // Due before its subprocess was paused: kept, not started, until resume_subproc.
+  const held = planHoldInSubprocess(ctx, nodeId)
+  if (held) return held
+  const plan =
+    ctx.graph.graph.nodes.get(nodeId)?.kind === 'activity'
+      ? planActivityStart(ctx, nodeId, env.registry.get)
+      : planDueNode(ctx, nodeId)
+  logBugs(env, taskId, plan)
+  return plan
+}
+
+/** The context a later decision of the same transaction sees: `ctx` once `plan` is written. */
+function afterPlan(ctx: PlanContext, plan: Plan): PlanContext {
+  const nodes = new Map(ctx.nodes)
+  for (const { nodeId, inputs: _inputs, outputs: _outputs, ...row } of plan.rows) nodes.set(nodeId, row)
+  return {
+    ...ctx,
+    nodes,
+    constants: plan.constants ?? ctx.constants,
+    scopeConstants: plan.scopeConstants ?? ctx.scopeConstants,
+    taskState: plan.finish ? 'FINISHED' : ctx.taskState,
+  }
+}
+
+function startedFrom(env: TransitionEnv, plan: Plan, task: LockedTask): Started {
+  const run = plan.run!
+  const module = env.registry.get(run.code)
+  if (!module) throw new Error(`component ${run.code} vanished from the registry`)
+  return {
+    module,
+    inputs: run.inputs,
+    loop: run.loop,
+    attempt: run.attempt,
+    timeoutMs: run.timeoutMs,
+    timeoutAction: run.timeoutAction,
+    traceparent: task.traceparent,
+  }
+}
+
+type StepKind = { kind: 'start' } | { kind: 'result'; outcome: ActivityOutcome; chaining: Chaining | null }
+
+interface StepDone {
+  applied: Applied
+  /** A start that runs: what to execute. */
+  started?: Started
+  chained: Recorded['chained']
+}
+
+/**
+ * PostgreSQL: a node's start, or its completion with the starts it chains, as one transaction of
+ * three statements: the task row's lock (lockTask), the job's lock with every node row the
+ * decisions read (lockJobAndLoadNodes), and one write (writeStep). The decisions are made in
+ * memory in between, each chained start on the rows as the decisions before it left them, so
+ * nothing is read back. Returns null, having written nothing, when the step needs what only the
+ * statement-per-part path does (the task is not RUNNING for a start, the job is no longer held:
+ * fenced, a callback_url event to record, a history row opened and closed in the same step, a
+ * write too large for one statement); the caller then goes on with that path in the same
+ * transaction.
+ */
+async function stepOnPostgres(
+  env: TransitionEnv,
+  tx: Executor,
+  job: ClaimedJob,
+  at: number,
+  step: StepKind,
+): Promise<StepDone | null> {
+  const task = await lockTask(tx, job.taskId, { running: step.kind === 'start' })
+  if (!task) return null
+  const graph = await env.graphs.get(tx, job.taskId)
+  const chaining = step.kind === 'result' ? step.chaining : null
+  const reads = chaining ? stepReadsFrom(graph, job.nodeId) : rowsReadFrom(graph, job.nodeId)
+  const { held, nodes } = await lockJobAndLoadNodes(tx, job, env.workerId, reads)
+  if (!held) return null
+  let ctx: PlanContext = {
+    graph,
+    nodes,
+    constants: task.constants,
+    scopeConstants: task.scopeConstants,
+    taskState: task.state,
+    now: at,
+    worker: env.workerId,
+  }
+  const first =
+    step.kind === 'result'
+      ? planActivityResult(ctx, job.nodeId, step.outcome)
+      : decideStart(env, job.taskId, ctx, job.nodeId)
+  if (step.kind === 'result') logBugs(env, job.taskId, first)
+  const runs = step.kind === 'start' && first.run !== undefined
+  const decisions: Array<{ ctx: PlanContext; plan: Plan }> = [{ ctx, plan: first }]
+  // The successors this completion starts itself (chaining), while the task runs.
+  const room = chaining ? chaining.room() : 0
+  const chainedIds = first.finish || ctx.taskState !== 'RUNNING' || room <= 0 ? [] : first.jobs.slice(0, room)
+  const leased: string[] = []
+  const dueJobs = first.jobs.slice(chainedIds.length)
+  for (const nodeId of chainedIds) {
+    ctx = afterPlan(ctx, decisions[decisions.length - 1]!.plan)
+    const plan = decideStart(env, job.taskId, ctx, nodeId)
+    decisions.push({ ctx, plan })
+    if (plan.run) leased.push(nodeId)
+    dueJobs.push(...plan.jobs)
+  }
+  const plans = decisions.map((d) => d.plan)
+  if (task.callbackUrl !== null && plans.some((p) => p.failedNodes.length > 0 || p.finish)) return null
+  // Merged in order: a node's row as the last decision left it (inputs and outputs kept from an
+  // earlier one unless set again), one history close per attempt, none of an attempt opened here.
+  const rows = new Map<string, Plan['rows'][number]>()
+  const closes = new Set<string>()
+  const opened = new Set<string>()
+  const attemptKey = (h: { nodeId: string; loop: number; attempt: number }) =>
+    `${h.nodeId}\u0000${h.loop}\u0000${h.attempt}`
+  for (const plan of plans) {
+    for (const r of plan.rows) {
+      const before = rows.get(r.nodeId)
+      const inputs = r.inputs ?? before?.inputs
+      const outputs = r.outputs ?? before?.outputs
+      rows.set(r.nodeId, {
+        ...r,
+        ...(inputs === undefined ? {} : { inputs }),
+        ...(outputs === undefined ? {} : { outputs }),
+      })
+    }
+    for (const h of plan.historyCloses) {
+      const key = attemptKey(h)
+      if (closes.has(key) || opened.has(key)) return null
+      closes.add(key)
+    }
+    for (const h of plan.historyInserts) opened.add(attemptKey(h))
+  }
+  const last = <K extends 'constants' | 'scopeConstants' | 'finish'>(key: K): Plan[K] =>
+    plans.reduce<Plan[K]>((found, p) => p[key] ?? found, undefined as Plan[K])
+  const events = plans.flatMap((p) => p.events)
+  const write: StepWrite = {
+    taskId: job.taskId,
+    deleteJobId: runs ? null : job.id,
+    rows: [...rows.values()],
+    historyCloses: plans.flatMap((p) => p.historyCloses),
+    historyInserts: plans.flatMap((p) => p.historyInserts),
+    firstSeq: task.eventSeq + 1,
+    events,
+    jobs: dueJobs,
+    laterJobs: plans.flatMap((p) => p.laterJobs),
+    leased: { worker: env.workerId, until: at + (chaining?.leaseMs ?? 0), nodeIds: leased },
+    constants: last('constants'),
+    scopeConstants: last('scopeConstants'),
+    finish: last('finish'),
+  }
+  const ids = await writeStep(tx, write, at)
+  if (!ids) return null
+  for (const d of decisions) {
+    reportPlan(env.telemetry, env.registry, tx, d.ctx, d.plan, task, at)
+    for (let i = 0; i < d.plan.autoRetried; i++) tx.afterCommit(() => env.telemetry.nodeRetried('automatic'))
+  }
+  const chained: Recorded['chained'] = []
+  for (const d of decisions.slice(1)) {
+    if (!d.plan.run) continue
+    const nodeId = d.plan.run.nodeId
+    const id = ids.get(nodeId)
+    if (id === undefined) throw new Error(`the job started for node ${nodeId} was not inserted`)
+    const next: ClaimedJob = {
+      id,
+      taskId: job.taskId,
+      projectId: task.projectId,
+      nodeId,
+      kind: 'node',
+      attempts: 1,
+      failures: 0,
+      lastError: null,
+      payload: null,
+      dueAt: at,
+    }
+    chained.push({ job: next, started: startedFrom(env, d.plan, task) })
+  }
+  return {
+    applied: { jobs: dueJobs.length, finished: write.finish !== undefined, callbackEnqueued: false },
+    ...(runs ? { started: startedFrom(env, first, task) } : {}),
+    chained,
+  }
 }
 
 /**

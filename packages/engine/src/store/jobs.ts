@@ -220,7 +220,7 @@ export async function releaseLeases(exec: Executor, worker: string, ids: readonl
 }
 
 /** True while `job` is still held by `worker` under the attempt it claimed. */
-function heldBy(job: ClaimedJob, worker: string): Sql {
+export function heldBy(job: ClaimedJob, worker: string): Sql {
   return sql`id = ${job.id} AND lease_owner = ${worker} AND attempts = ${job.attempts}`
 }
 

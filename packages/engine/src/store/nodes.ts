@@ -1,10 +1,66 @@
 /** Node rows and their history, and applying a plan (the rows, events and jobs one decision wrote). */
-import type { NodeState } from '@stdops/core'
-import { chunkRows, type Executor, empty, join, type Sql, sql } from '@stdops/db'
-import type { NodeRow, Plan } from '../plan'
-import { insertEvents } from './events'
-import { insertJobs, nodeJobRows } from './jobs'
+import type { Constant, NodeState } from '@stdops/core'
+import {
+  chunkRows,
+  type Executor,
+  empty,
+  join,
+  MAX_BOUND_PARAMETERS,
+  parameterCount,
+  type Sql,
+  sql,
+} from '@stdops/db'
+import type { HistoryClose, HistoryInsert, NodeRow, NodeWrite, Plan } from '../plan'
+import { insertEvents, TASK_EVENTS_CHANNEL, type TaskEventInput } from './events'
+import { type ClaimedJob, heldBy, insertJobs, nodeJobRows } from './jobs'
 import { enqueueCallbackEvent, type LockedTask, taskOutputList } from './tasks'
+
+/** The node_states columns the engine decides on, as a query returns them. */
+interface NodeRowDb {
+  node_id: string
+  state: NodeState
+  version: number
+  loop: number
+  retry: number
+  skip: unknown
+  error_ignored: unknown
+  arrivals: number
+  expected: number
+  attempt: number
+  error: string | null
+  started_at: number | null
+  finished_at: number | null
+  held: unknown
+  wait: 'callback' | 'retry' | 'subproc' | null
+  retry_kind: 'manual' | 'automatic' | null
+  auto_retries: number
+  input_overrides: string | null
+}
+
+const NODE_COLUMNS = sql`node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, error, started_at, finished_at,
+  held, wait, retry_kind, auto_retries, input_overrides`
+
+function toNodeRow(r: NodeRowDb): NodeRow {
+  return {
+    state: r.state,
+    version: Number(r.version),
+    loop: Number(r.loop),
+    retry: Number(r.retry),
+    skip: Boolean(r.skip),
+    errorIgnored: Boolean(r.error_ignored),
+    arrivals: Number(r.arrivals),
+    expected: Number(r.expected),
+    attempt: Number(r.attempt),
+    error: r.error,
+    startedAt: r.started_at === null ? null : Number(r.started_at),
+    finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+    held: Boolean(r.held),
+    wait: r.wait,
+    retryKind: r.retry_kind,
+    autoRetries: Number(r.auto_retries),
+    inputOverrides: r.input_overrides,
+  }
+}
 
 /** The task's node rows: all of them, those in `only.states`, or those of `only.ids`. */
 export async function loadNodes(
@@ -18,51 +74,39 @@ export async function loadNodes(
       : only.states !== undefined
         ? sql`AND state IN (${join(only.states)})`
         : empty
-  const rows = await exec.query<{
-    node_id: string
-    state: NodeState
-    version: number
-    loop: number
-    retry: number
-    skip: unknown
-    error_ignored: unknown
-    arrivals: number
-    expected: number
-    attempt: number
-    error: string | null
-    started_at: number | null
-    finished_at: number | null
-    held: unknown
-    wait: 'callback' | 'retry' | 'subproc' | null
-    retry_kind: 'manual' | 'automatic' | null
-    auto_retries: number
-    input_overrides: string | null
-  }>(sql`SELECT node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, error, started_at, finished_at,
-                held, wait, retry_kind, auto_retries, input_overrides
-         FROM node_states WHERE task_id = ${taskId} ${filter}`)
+  const rows = await exec.query<NodeRowDb>(
+    sql`SELECT ${NODE_COLUMNS} FROM node_states WHERE task_id = ${taskId} ${filter}`,
+  )
   const nodes = new Map<string, NodeRow>()
-  for (const r of rows) {
-    nodes.set(r.node_id, {
-      state: r.state,
-      version: Number(r.version),
-      loop: Number(r.loop),
-      retry: Number(r.retry),
-      skip: Boolean(r.skip),
-      errorIgnored: Boolean(r.error_ignored),
-      arrivals: Number(r.arrivals),
-      expected: Number(r.expected),
-      attempt: Number(r.attempt),
-      error: r.error,
-      startedAt: r.started_at === null ? null : Number(r.started_at),
-      finishedAt: r.finished_at === null ? null : Number(r.finished_at),
-      held: Boolean(r.held),
-      wait: r.wait,
-      retryKind: r.retry_kind,
-      autoRetries: Number(r.auto_retries),
-      inputOverrides: r.input_overrides,
-    })
-  }
+  for (const r of rows) nodes.set(r.node_id, toNodeRow(r))
   return nodes
+}
+
+/**
+ * PostgreSQL, in a transaction that holds the task row (lockTask): locks `job` if `worker` still
+ * holds it under the attempt it claimed (FOR UPDATE: from now on no claim takes it over, and the
+ * statement that deletes it cannot miss it), and reads the node rows of `ids`, in one statement.
+ * `held` false: the job was taken over or is gone, and nothing is locked.
+ */
+export async function lockJobAndLoadNodes(
+  tx: Executor,
+  job: ClaimedJob,
+  worker: string,
+  ids: readonly string[],
+): Promise<{ held: boolean; nodes: Map<string, NodeRow> }> {
+  const rows = await tx.query<
+    { [K in keyof NodeRowDb]: NodeRowDb[K] | null } & { job_held: number | string }
+  >(
+    sql`WITH j AS (SELECT id FROM jobs WHERE ${heldBy(job, worker)} FOR UPDATE)
+        SELECT (SELECT count(*) FROM j) AS job_held, n.node_id, n.state, n.version, n.loop, n.retry, n.skip,
+               n.error_ignored, n.arrivals, n.expected, n.attempt, n.error, n.started_at, n.finished_at,
+               n.held, n.wait, n.retry_kind, n.auto_retries, n.input_overrides
+        FROM (SELECT 1 AS one) o
+        LEFT JOIN node_states n ON n.task_id = ${job.taskId} AND n.node_id IN (${join(ids)})`,
+  )
+  const nodes = new Map<string, NodeRow>()
+  for (const r of rows) if (r.node_id !== null) nodes.set(r.node_id, toNodeRow(r as NodeRowDb))
+  return { held: Number(rows[0]?.job_held ?? 0) === 1, nodes }
 }
 
 export async function readNodeInputs(
@@ -329,4 +373,141 @@ export async function readAttemptLog(
     sql`SELECT id, log FROM node_histories WHERE task_id = ${taskId} AND node_id = ${nodeId} ${by} ORDER BY id DESC LIMIT 1`,
   )
   return row ? { id: Number(row.id), log: row.log } : null
+}
+
+/**
+ * What one node step writes on PostgreSQL: the plans of a completion (or a start) and of the
+ * starts it chained, merged in order (a node's row as the last plan left it, the events numbered
+ * on from `firstSeq`). The caller holds the task row and the finished job's row.
+ */
+export interface StepWrite {
+  taskId: number
+  /** The job the step consumed (locked by lockJobAndLoadNodes); null: a start that runs keeps its job. */
+  deleteJobId: number | null
+  rows: readonly NodeWrite[]
+  historyCloses: readonly HistoryClose[]
+  historyInserts: readonly HistoryInsert[]
+  firstSeq: number
+  events: readonly TaskEventInput[]
+  /** Node jobs due now for any worker, and node jobs due later (an automatic retry's interval). */
+  jobs: readonly string[]
+  laterJobs: ReadonlyArray<{ nodeId: string; dueAt: number }>
+  /** Node jobs inserted already leased to `worker` (the starts run by this step's worker). */
+  leased: { worker: string; until: number; nodeIds: readonly string[] }
+  constants?: Record<string, Constant> | undefined
+  scopeConstants?: Record<string, Record<string, Constant>> | undefined
+  finish?: { outputs: Record<string, unknown> } | undefined
+}
+
+/**
+ * PostgreSQL: everything a node step writes, as ONE statement of data-modifying CTEs (the job
+ * deleted, node rows upserted, history closed and opened, events, jobs, the task row): all of it
+ * or none. Every part writes a different row (the plans were merged first), as one statement
+ * requires. Returns the ids of the leased jobs by node, or null when the statement would carry
+ * more bound parameters than PostgreSQL takes (the caller then writes the plans one by one).
+ */
+export async function writeStep(
+  tx: Executor,
+  w: StepWrite,
+  now: number,
+): Promise<Map<string, number> | null> {
+  const parts: Sql[] = []
+  const taskId = w.taskId
+  if (w.deleteJobId !== null) parts.push(sql`d AS (DELETE FROM jobs WHERE id = ${w.deleteJobId})`)
+  if (w.rows.length > 0) {
+    const values = w.rows.map(
+      (
+        r,
+      ) => sql`(${taskId}, ${r.nodeId}, ${r.state}, ${r.version}, ${r.loop}, ${r.retry}, ${r.skip}, ${r.errorIgnored},
+                 ${r.arrivals}, ${r.expected}, ${r.attempt}, ${r.inputs ?? null}, ${r.outputs ?? null}, ${r.error},
+                 ${r.startedAt}, ${r.finishedAt}, ${r.held}, ${r.wait}, ${r.retryKind}, ${r.autoRetries}, ${r.inputOverrides})`,
+    )
+    parts.push(sql`n AS (INSERT INTO node_states
+        (task_id, node_id, state, version, loop, retry, skip, error_ignored, arrivals, expected, attempt, inputs, outputs, error, started_at, finished_at,
+         held, wait, retry_kind, auto_retries, input_overrides)
+      VALUES ${join(values)}
+      ON CONFLICT (task_id, node_id) DO UPDATE SET
+        state = excluded.state, version = excluded.version, loop = excluded.loop, retry = excluded.retry, skip = excluded.skip,
+        error_ignored = excluded.error_ignored, arrivals = excluded.arrivals, expected = excluded.expected,
+        attempt = excluded.attempt, inputs = COALESCE(excluded.inputs, node_states.inputs),
+        outputs = COALESCE(excluded.outputs, node_states.outputs), error = excluded.error,
+        started_at = excluded.started_at, finished_at = excluded.finished_at, held = excluded.held, wait = excluded.wait,
+        retry_kind = excluded.retry_kind, auto_retries = excluded.auto_retries, input_overrides = excluded.input_overrides)`)
+  }
+  if (w.historyCloses.length > 0) {
+    // The log is appended whatever the row's state, the close applies to an open row only (as
+    // appendAttemptLog and the close do as two statements).
+    const values = w.historyCloses.map(
+      (h) =>
+        sql`(${h.nodeId}, CAST(${h.loop} AS INTEGER), CAST(${h.attempt} AS INTEGER), CAST(${h.state} AS TEXT),
+             CAST(${h.outputs} AS TEXT), CAST(${h.error} AS TEXT), CAST(${h.finishedAt} AS BIGINT), CAST(${h.log ?? ''} AS TEXT))`,
+    )
+    parts.push(sql`c AS (UPDATE node_histories SET log = node_histories.log || v.log,
+        state = CASE WHEN node_histories.finished_at IS NULL THEN v.state ELSE node_histories.state END,
+        outputs = CASE WHEN node_histories.finished_at IS NULL THEN v.outputs ELSE node_histories.outputs END,
+        error = CASE WHEN node_histories.finished_at IS NULL THEN v.error ELSE node_histories.error END,
+        finished_at = COALESCE(node_histories.finished_at, v.finished_at)
+      FROM (VALUES ${join(values)}) AS v (node_id, loop, attempt, state, outputs, error, finished_at, log)
+      WHERE node_histories.task_id = ${taskId} AND node_histories.node_id = v.node_id
+        AND node_histories.loop = v.loop AND node_histories.attempt = v.attempt)`)
+  }
+  if (w.historyInserts.length > 0) {
+    const values = w.historyInserts.map(
+      (
+        h,
+      ) => sql`(${taskId}, ${h.nodeId}, ${h.loop}, ${h.attempt}, ${h.state}, ${h.worker}, ${h.inputs}, ${h.outputs}, ${h.error},
+                 ${h.startedAt}, ${h.finishedAt}, ${h.version}, ${h.retryKind}, ${h.skip}, ${h.log})`,
+    )
+    parts.push(sql`h AS (INSERT INTO node_histories
+        (task_id, node_id, loop, attempt, state, worker, inputs, outputs, error, started_at, finished_at, version, retry_kind, skip, log)
+      VALUES ${join(values)})`)
+  }
+  if (w.events.length > 0) {
+    const values = w.events.map(
+      (ev, i) =>
+        sql`(${taskId}, ${w.firstSeq + i}, ${ev.type}, ${ev.nodeId ?? null}, ${ev.state}, ${ev.data === undefined ? null : JSON.stringify(ev.data)}, ${now})`,
+    )
+    parts.push(
+      sql`e AS (INSERT INTO task_events (task_id, seq, type, node_id, state, data, created_at) VALUES ${join(values)})`,
+    )
+  }
+  const jobs: Sql[] = nodeJobRows(taskId, w.jobs, now)
+  for (const later of w.laterJobs) {
+    jobs.push(
+      sql`(${taskId}, ${later.nodeId}, 'node', ${later.dueAt}, ${null}, ${null}, 0, ${null}, ${now}, ${false})`,
+    )
+  }
+  if (jobs.length > 0) {
+    parts.push(sql`j AS (INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at, held)
+      VALUES ${join(jobs)})`)
+  }
+  const { worker, until } = w.leased
+  if (w.leased.nodeIds.length > 0) {
+    const values = w.leased.nodeIds.map(
+      (nodeId) =>
+        sql`(${taskId}, ${nodeId}, 'node', ${now}, ${worker}, ${until}, 1, ${null}, ${now}, ${false})`,
+    )
+    parts.push(sql`l AS (INSERT INTO jobs (task_id, node_id, kind, due_at, lease_owner, lease_until, attempts, payload, created_at, held)
+      VALUES ${join(values)} RETURNING id, node_id)`)
+  }
+  const sets: Sql[] = []
+  if (w.events.length > 0) sets.push(sql`event_seq = ${w.firstSeq + w.events.length - 1}`)
+  if (w.constants) sets.push(sql`constants = ${JSON.stringify(w.constants)}`)
+  if (w.scopeConstants) sets.push(sql`scope_constants = ${JSON.stringify(w.scopeConstants)}`)
+  if (w.finish) {
+    sets.push(sql`state = 'FINISHED'`, sql`version = version + 1`, sql`finished_at = ${now}`)
+    sets.push(sql`outputs = ${JSON.stringify(w.finish.outputs)}`)
+  }
+  if (sets.length > 0) parts.push(sql`t AS (UPDATE tasks SET ${join(sets)} WHERE id = ${taskId})`)
+  if (parts.length === 0) return new Map()
+  const statement =
+    w.leased.nodeIds.length > 0
+      ? sql`WITH ${join(parts)} SELECT id, node_id FROM l`
+      : sql`WITH ${join(parts)} SELECT 1 AS done`
+  if (parameterCount(statement) > MAX_BOUND_PARAMETERS.postgresql) return null
+  const rows = await tx.query<{ id?: number; node_id?: string }>(statement)
+  if (w.events.length > 0) tx.publish(TASK_EVENTS_CHANNEL, String(taskId))
+  const ids = new Map<string, number>()
+  for (const r of rows) if (r.node_id !== undefined) ids.set(r.node_id, Number(r.id))
+  return ids
 }

@@ -14,6 +14,8 @@ import { callbackJobRow, HELD_OFFSET, insertJobs } from './jobs'
 
 /** The task row as a transaction that holds it sees it. */
 export interface LockedTask {
+  /** The task's project (a job started in a completion's transaction is counted against its share). */
+  projectId: number
   eventSeq: number
   state: TaskState
   constants: Record<string, Constant>
@@ -45,6 +47,7 @@ export async function lockTask(
 ): Promise<LockedTask | null> {
   const onlyRunning = opts.running ? sql`AND state = 'RUNNING'` : empty
   const [row] = await tx.query<{
+    project_id: number
     event_seq: number
     state: TaskState
     constants: string
@@ -55,10 +58,11 @@ export async function lockTask(
     traceparent: string | null
   }>(
     sql`UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning}
-        RETURNING event_seq, state, constants, scope_constants, callback_url, callback_status, started_at, traceparent`,
+        RETURNING project_id, event_seq, state, constants, scope_constants, callback_url, callback_status, started_at, traceparent`,
   )
   if (!row) return null
   return {
+    projectId: Number(row.project_id),
     eventSeq: Number(row.event_seq),
     state: row.state,
     constants: ConstantsSchema.parse(JSON.parse(row.constants)),
