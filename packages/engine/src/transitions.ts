@@ -1,6 +1,8 @@
 /**
  * The engine's transitions: plain functions over one open transaction. Each locks the task row
- * first (lockTask), asks plan.ts what happens, and writes it through the store. None keeps state
+ * first (lockTask; on PostgreSQL a node's start or completion is a step of three statements that
+ * takes the task row in its write only, see stepOnPostgres), asks plan.ts what happens, and writes
+ * it through the store. None keeps state
  * between calls or touches the clock, the network or a component: the worker (worker.ts) and the
  * operation protocol (protocol.ts) call them and perform whatever has to happen after the commit.
  */
@@ -32,6 +34,7 @@ import {
   planTaskStart,
   rowsReadFrom,
   stepReadsFrom,
+  type TaskGraph,
 } from './plan'
 import {
   type Applied,
@@ -52,8 +55,9 @@ import {
   hasNodeJob,
   type LockedTask,
   loadNodes,
-  lockJobAndLoadNodes,
+  lockStep,
   lockTask,
+  readStep,
   recordCallbackOutcome,
   recordFenced,
   releaseLeases,
@@ -393,15 +397,39 @@ interface StepDone {
 }
 
 /**
+ * The node rows a start may write, whose locks it takes (lockStep): its own row, unless its start
+ * can go on past it (an error_ignorable activity that fails to start finishes and routes on, and
+ * an event or gateway runs inline): then every row its decision reads.
+ */
+function startWrites(graph: TaskGraph, nodeId: string): readonly string[] {
+  const node = graph.graph.nodes.get(nodeId)
+  return node?.kind === 'activity' && node.activity?.error_ignorable !== true
+    ? [nodeId]
+    : rowsReadFrom(graph, nodeId)
+}
+
+/** How many times a step reads and decides again when the task moved on under it, before it takes the task row's lock instead. */
+const STEP_TRIES = 3
+
+/**
  * PostgreSQL: a node's start, or its completion with the starts it chains, as one transaction of
- * three statements: the task row's lock (lockTask), the job's lock with every node row the
- * decisions read (lockJobAndLoadNodes), and one write (writeStep). The decisions are made in
- * memory in between, each chained start on the rows as the decisions before it left them, so
- * nothing is read back. Returns null, having written nothing, when the step needs what only the
- * statement-per-part path does (the task is not RUNNING for a start, the job is no longer held:
- * fenced, a callback_url event to record, a history row opened and closed in the same step, a
- * write too large for one statement); the caller then goes on with that path in the same
- * transaction.
+ * three statements, none of which waits for another step of the task unless both write the same
+ * node row:
+ * 1. lockStep: the task's advisory lock shared, and an exclusive advisory lock per node row the
+ *    step may write (its node; for a completion also the rows its walk reaches, a converge gateway
+ *    among them, where the branches of a fork meet and are counted);
+ * 2. readStep: the task row, whether the job is still held, and the node rows the decisions read;
+ * 3. writeStep: one statement that takes the task row's lock on condition that its state and
+ *    constants are as read (a pause that committed in between fails it: nothing is written, and
+ *    the step reads and decides again), deletes (or keeps) the held job, and writes every row.
+ * The decisions are made in memory between 2 and 3, each chained start on the rows as the
+ * decisions before it left them, so nothing is read back. The task row is locked only by that
+ * last statement, until the COMMIT that follows it: the steps of a fork hold it one after the
+ * other for that time only. Returns null, having written nothing, when the step needs what only
+ * the statement-per-part path does (the task is not RUNNING for a start, the job is no longer
+ * held: fenced, a callback_url event to record, a history row opened and closed in the same step,
+ * the task moving on under it STEP_TRIES times); the caller then goes on with that path in the
+ * same transaction.
  */
 async function stepOnPostgres(
   env: TransitionEnv,
@@ -410,117 +438,124 @@ async function stepOnPostgres(
   at: number,
   step: StepKind,
 ): Promise<StepDone | null> {
-  const task = await lockTask(tx, job.taskId, { running: step.kind === 'start' })
-  if (!task) return null
   const graph = await env.graphs.get(tx, job.taskId)
   const chaining = step.kind === 'result' ? step.chaining : null
   const reads = chaining ? stepReadsFrom(graph, job.nodeId) : rowsReadFrom(graph, job.nodeId)
-  const { held, nodes } = await lockJobAndLoadNodes(tx, job, env.workerId, reads)
-  if (!held) return null
-  let ctx: PlanContext = {
-    graph,
-    nodes,
-    constants: task.constants,
-    scopeConstants: task.scopeConstants,
-    taskState: task.state,
-    now: at,
-    worker: env.workerId,
-  }
-  const first =
-    step.kind === 'result'
-      ? planActivityResult(ctx, job.nodeId, step.outcome)
-      : decideStart(env, job.taskId, ctx, job.nodeId)
-  if (step.kind === 'result') logBugs(env, job.taskId, first)
-  const runs = step.kind === 'start' && first.run !== undefined
-  const decisions: Array<{ ctx: PlanContext; plan: Plan }> = [{ ctx, plan: first }]
-  // The successors this completion starts itself (chaining), while the task runs.
-  const room = chaining ? chaining.room() : 0
-  const chainedIds = first.finish || ctx.taskState !== 'RUNNING' || room <= 0 ? [] : first.jobs.slice(0, room)
-  const leased: string[] = []
-  const dueJobs = first.jobs.slice(chainedIds.length)
-  for (const nodeId of chainedIds) {
-    ctx = afterPlan(ctx, decisions[decisions.length - 1]!.plan)
-    const plan = decideStart(env, job.taskId, ctx, nodeId)
-    decisions.push({ ctx, plan })
-    if (plan.run) leased.push(nodeId)
-    dueJobs.push(...plan.jobs)
-  }
-  const plans = decisions.map((d) => d.plan)
-  if (task.callbackUrl !== null && plans.some((p) => p.failedNodes.length > 0 || p.finish)) return null
-  // Merged in order: a node's row as the last decision left it (inputs and outputs kept from an
-  // earlier one unless set again), one history close per attempt, none of an attempt opened here.
-  const rows = new Map<string, Plan['rows'][number]>()
-  const closes = new Set<string>()
-  const opened = new Set<string>()
-  const attemptKey = (h: { nodeId: string; loop: number; attempt: number }) =>
-    `${h.nodeId}\u0000${h.loop}\u0000${h.attempt}`
-  for (const plan of plans) {
-    for (const r of plan.rows) {
-      const before = rows.get(r.nodeId)
-      const inputs = r.inputs ?? before?.inputs
-      const outputs = r.outputs ?? before?.outputs
-      rows.set(r.nodeId, {
-        ...r,
-        ...(inputs === undefined ? {} : { inputs }),
-        ...(outputs === undefined ? {} : { outputs }),
-      })
+  await lockStep(tx, job.taskId, step.kind === 'start' ? startWrites(graph, job.nodeId) : reads)
+  for (let tries = 0; tries < STEP_TRIES; tries++) {
+    const read = await readStep(tx, job, env.workerId, reads)
+    if (!read?.held) return null
+    const task = read.task
+    if (step.kind === 'start' && task.state !== 'RUNNING') return null
+    let ctx: PlanContext = {
+      graph,
+      nodes: read.nodes,
+      constants: task.constants,
+      scopeConstants: task.scopeConstants,
+      taskState: task.state,
+      now: at,
+      worker: env.workerId,
     }
-    for (const h of plan.historyCloses) {
-      const key = attemptKey(h)
-      if (closes.has(key) || opened.has(key)) return null
-      closes.add(key)
+    const first =
+      step.kind === 'result'
+        ? planActivityResult(ctx, job.nodeId, step.outcome)
+        : decideStart(env, job.taskId, ctx, job.nodeId)
+    if (step.kind === 'result') logBugs(env, job.taskId, first)
+    const runs = step.kind === 'start' && first.run !== undefined
+    const decisions: Array<{ ctx: PlanContext; plan: Plan }> = [{ ctx, plan: first }]
+    // The successors this completion starts itself (chaining), while the task runs.
+    const room = chaining ? chaining.room() : 0
+    const chainedIds =
+      first.finish || ctx.taskState !== 'RUNNING' || room <= 0 ? [] : first.jobs.slice(0, room)
+    const leased: string[] = []
+    const dueJobs = first.jobs.slice(chainedIds.length)
+    for (const nodeId of chainedIds) {
+      ctx = afterPlan(ctx, decisions[decisions.length - 1]!.plan)
+      const plan = decideStart(env, job.taskId, ctx, nodeId)
+      decisions.push({ ctx, plan })
+      if (plan.run) leased.push(nodeId)
+      dueJobs.push(...plan.jobs)
     }
-    for (const h of plan.historyInserts) opened.add(attemptKey(h))
-  }
-  const last = <K extends 'constants' | 'scopeConstants' | 'finish'>(key: K): Plan[K] =>
-    plans.reduce<Plan[K]>((found, p) => p[key] ?? found, undefined as Plan[K])
-  const events = plans.flatMap((p) => p.events)
-  const write: StepWrite = {
-    taskId: job.taskId,
-    deleteJobId: runs ? null : job.id,
-    rows: [...rows.values()],
-    historyCloses: plans.flatMap((p) => p.historyCloses),
-    historyInserts: plans.flatMap((p) => p.historyInserts),
-    firstSeq: task.eventSeq + 1,
-    events,
-    jobs: dueJobs,
-    laterJobs: plans.flatMap((p) => p.laterJobs),
-    leased: { worker: env.workerId, until: at + (chaining?.leaseMs ?? 0), nodeIds: leased },
-    constants: last('constants'),
-    scopeConstants: last('scopeConstants'),
-    finish: last('finish'),
-  }
-  const ids = await writeStep(tx, write, at)
-  if (!ids) return null
-  for (const d of decisions) {
-    reportPlan(env.telemetry, env.registry, tx, d.ctx, d.plan, task, at)
-    for (let i = 0; i < d.plan.autoRetried; i++) tx.afterCommit(() => env.telemetry.nodeRetried('automatic'))
-  }
-  const chained: Recorded['chained'] = []
-  for (const d of decisions.slice(1)) {
-    if (!d.plan.run) continue
-    const nodeId = d.plan.run.nodeId
-    const id = ids.get(nodeId)
-    if (id === undefined) throw new Error(`the job started for node ${nodeId} was not inserted`)
-    const next: ClaimedJob = {
-      id,
-      taskId: job.taskId,
-      projectId: task.projectId,
-      nodeId,
-      kind: 'node',
-      attempts: 1,
-      failures: 0,
-      lastError: null,
-      payload: null,
-      dueAt: at,
+    const plans = decisions.map((d) => d.plan)
+    if (task.callbackUrl !== null && plans.some((p) => p.failedNodes.length > 0 || p.finish)) return null
+    // Merged in order: a node's row as the last decision left it (inputs and outputs kept from an
+    // earlier one unless set again), one history close per attempt, none of an attempt opened here.
+    const rows = new Map<string, Plan['rows'][number]>()
+    const closes = new Set<string>()
+    const opened = new Set<string>()
+    const attemptKey = (h: { nodeId: string; loop: number; attempt: number }) =>
+      `${h.nodeId}\u0000${h.loop}\u0000${h.attempt}`
+    for (const plan of plans) {
+      for (const r of plan.rows) {
+        const before = rows.get(r.nodeId)
+        const inputs = r.inputs ?? before?.inputs
+        const outputs = r.outputs ?? before?.outputs
+        rows.set(r.nodeId, {
+          ...r,
+          ...(inputs === undefined ? {} : { inputs }),
+          ...(outputs === undefined ? {} : { outputs }),
+        })
+      }
+      for (const h of plan.historyCloses) {
+        const key = attemptKey(h)
+        if (closes.has(key) || opened.has(key)) return null
+        closes.add(key)
+      }
+      for (const h of plan.historyInserts) opened.add(attemptKey(h))
     }
-    chained.push({ job: next, started: startedFrom(env, d.plan, task) })
+    const last = <K extends 'constants' | 'scopeConstants' | 'finish'>(key: K): Plan[K] =>
+      plans.reduce<Plan[K]>((found, p) => p[key] ?? found, undefined as Plan[K])
+    const write: StepWrite = {
+      task,
+      job,
+      worker: env.workerId,
+      keepJob: runs,
+      rows: [...rows.values()],
+      historyCloses: plans.flatMap((p) => p.historyCloses),
+      historyInserts: plans.flatMap((p) => p.historyInserts),
+      events: plans.flatMap((p) => p.events),
+      jobs: dueJobs,
+      laterJobs: plans.flatMap((p) => p.laterJobs),
+      leased: { until: at + (chaining?.leaseMs ?? 0), nodeIds: leased },
+      constants: last('constants'),
+      scopeConstants: last('scopeConstants'),
+      finish: last('finish'),
+    }
+    const ids = await writeStep(tx, write, at)
+    // The task moved on since the read (a pause, a sibling's constants): read and decide again.
+    if (!ids) continue
+    for (const d of decisions) {
+      reportPlan(env.telemetry, env.registry, tx, d.ctx, d.plan, task, at)
+      for (let i = 0; i < d.plan.autoRetried; i++)
+        tx.afterCommit(() => env.telemetry.nodeRetried('automatic'))
+    }
+    const chained: Recorded['chained'] = []
+    for (const d of decisions.slice(1)) {
+      if (!d.plan.run) continue
+      const nodeId = d.plan.run.nodeId
+      const id = ids.get(nodeId)
+      if (id === undefined) throw new Error(`the job started for node ${nodeId} was not inserted`)
+      const next: ClaimedJob = {
+        id,
+        taskId: job.taskId,
+        projectId: task.projectId,
+        nodeId,
+        kind: 'node',
+        attempts: 1,
+        failures: 0,
+        lastError: null,
+        payload: null,
+        dueAt: at,
+      }
+      chained.push({ job: next, started: startedFrom(env, d.plan, task) })
+    }
+    return {
+      applied: { jobs: dueJobs.length, finished: write.finish !== undefined, callbackEnqueued: false },
+      ...(runs ? { started: startedFrom(env, first, task) } : {}),
+      chained,
+    }
   }
-  return {
-    applied: { jobs: dueJobs.length, finished: write.finish !== undefined, callbackEnqueued: false },
-    ...(runs ? { started: startedFrom(env, first, task) } : {}),
-    chained,
-  }
+  return null
 }
 
 /**
@@ -546,7 +581,7 @@ export async function giveUpJob(
     })
     return null
   }
-  const task = await lockTask(tx, job.taskId)
+  const task = await lockTask(tx, job.taskId, { steps: 'exclude' })
   if (!task || !(await deleteHeldJob(tx, job, env.workerId))) return null
   const ctx = await planContext(env, tx, job.taskId, task, at, job.nodeId)
   const plan = planGiveUp(ctx, job.nodeId, error)
@@ -680,7 +715,7 @@ export async function applyNodeAction(
   req: NodeActionRequest,
   at: number,
 ): Promise<NodeActionApplied> {
-  const task = await lockTask(tx, req.taskId)
+  const task = await lockTask(tx, req.taskId, { steps: 'exclude' })
   if (!task) throw new NotFoundError(`task[id=${req.taskId}] does not exist`)
   const graph = await env.graphs.get(tx, req.taskId)
   const node = graph.graph.nodes.get(req.nodeId)

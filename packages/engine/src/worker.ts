@@ -62,6 +62,9 @@ interface AttemptLog {
 /** At most this many successors are started in their predecessor's completion (the rest are claimed as usual). */
 const CHAIN_LIMIT = 8
 
+/** PostgreSQL: at most this many of one task's transactions run at once in a worker process (byTask). */
+const TASK_PARALLELISM = 4
+
 /** How often a worker releases held jobs of RUNNING tasks (a safety net: resume releases its own). */
 const HELD_SWEEP_MS = 30_000
 
@@ -201,22 +204,35 @@ export function createWorker(o: WorkerOptions): Worker {
   }
 
   /**
-   * Runs this process's transactions on one task one at a time. They would queue on the task
-   * row's lock anyway, each holding a pooled connection while it waits: a wide fork would then
-   * take every connection and starve the other tasks.
+   * Runs at most `perTask` of this process's transactions on one task at once (first come, first
+   * served). On SQLite they would queue on the database's one writer anyway: one at a time. On
+   * PostgreSQL a node step waits for another step of its task only where both write the same node
+   * row (the branches of a fork at their converge gateway) and for the task row's lock held by one
+   * write and its COMMIT; every waiting step holds a pooled connection, so a wide fork is kept to
+   * a few at once and never takes every connection from the other tasks.
    */
-  const taskQueues = new Map<number, Promise<void>>()
-  const serialByTask = <T>(taskId: number, fn: () => Promise<T>): Promise<T> => {
-    const result = (taskQueues.get(taskId) ?? Promise.resolve()).then(fn)
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    )
-    taskQueues.set(taskId, tail)
-    void tail.then(() => {
-      if (taskQueues.get(taskId) === tail) taskQueues.delete(taskId)
-    })
-    return result
+  const perTask = db.provider === 'postgresql' ? TASK_PARALLELISM : 1
+  const taskSlots = new Map<number, { running: number; waiting: Array<() => void> }>()
+  const byTask = async <T>(taskId: number, fn: () => Promise<T>): Promise<T> => {
+    let slot = taskSlots.get(taskId)
+    if (!slot) {
+      slot = { running: 0, waiting: [] }
+      taskSlots.set(taskId, slot)
+    }
+    const mine = slot
+    // A slot freed is handed to the first in line, its count unchanged.
+    if (mine.running >= perTask) await new Promise<void>((resolve) => mine.waiting.push(resolve))
+    else mine.running += 1
+    try {
+      return await fn()
+    } finally {
+      const next = mine.waiting.shift()
+      if (next) next()
+      else {
+        mine.running -= 1
+        if (mine.running === 0 && taskSlots.get(taskId) === mine) taskSlots.delete(taskId)
+      }
+    }
   }
 
   // ---- cancellation --------------------------------------------------------------------------
@@ -406,7 +422,7 @@ export function createWorker(o: WorkerOptions): Worker {
     let recorded: Awaited<ReturnType<typeof recordResult>>
     for (let failures = job.failures; ; ) {
       try {
-        recorded = await serialByTask(job.taskId, () =>
+        recorded = await byTask(job.taskId, () =>
           db.tx((tx) => recordResult(env, tx, job, result, outcome, now(), chaining)),
         )
         break
@@ -439,7 +455,7 @@ export function createWorker(o: WorkerOptions): Worker {
       { taskId: job.taskId, nodeId: job.nodeId, jobId: job.id, error },
       'job failed too often: its node ends with the error',
     )
-    const applied = await serialByTask(job.taskId, () => db.tx((tx) => giveUpJob(env, tx, job, error, now())))
+    const applied = await byTask(job.taskId, () => db.tx((tx) => giveUpJob(env, tx, job, error, now())))
     if (applied && applied.jobs > 0) notifyWork(job.taskId)
   }
 
@@ -466,9 +482,7 @@ export function createWorker(o: WorkerOptions): Worker {
   }
 
   const runNodeJob = async (run: Run) => {
-    const started = await serialByTask(run.job.taskId, () =>
-      db.tx((tx) => startNode(env, tx, run.job, now())),
-    )
+    const started = await byTask(run.job.taskId, () => db.tx((tx) => startNode(env, tx, run.job, now())))
     if (started.kind === 'done' && started.applied.jobs > 0) notifyWork(run.job.taskId)
     if (started.kind !== 'run') return
     await runStarted(run, started)

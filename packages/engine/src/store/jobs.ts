@@ -36,8 +36,9 @@ export interface ClaimedJob {
  * LOCKED`), so two workers claiming at once never pick the same job, and a row whose lease was
  * just renewed or taken is re-checked against the WHERE clause under its lock before it is
  * updated. On SQLite there is one writer and the statement runs inside a transaction. The task's
- * state read here is only a filter: the node start re-checks it under the task row's lock
- * (startNode), which is what orders starts against pause and revoke.
+ * state read here is only a filter: the node start re-checks it under the task row's lock (on
+ * PostgreSQL in the start's write statement, see writeStep), which is what orders starts against
+ * pause and revoke.
  */
 export const PER_TASK_CLAIM = 8
 
@@ -135,8 +136,8 @@ export function claimStatement(
   // the claim then takes the lowest rn + load first, so a project that holds few slots goes ahead
   // of one that holds many, and one claim takes turns between projects.
   // PostgreSQL also ranks within each task first: at most PER_TASK_CLAIM jobs of one task per
-  // claim, so that one wide fork does not fill every slot while other tasks wait (its
-  // transactions run one at a time anyway: they all take its task row). The worker claims again
+  // claim, so that one wide fork does not fill every slot while other tasks wait (a worker runs
+  // only a few of one task's transactions at once anyway, and its branches meet at their converge). The worker claims again
   // at once while claims find work, so a fork of slow components still fills its share. SQLite
   // has one writer: nothing to spread between tasks.
   // Only claimable jobs are ranked: a paused task's held node jobs must not take the places of its

@@ -32,35 +32,20 @@ export interface LockedTask {
 const ConstantsSchema = z.record(z.string(), ConstantSchema)
 const ScopeConstantsSchema = z.record(z.string(), ConstantsSchema)
 
-/**
- * Takes the task row's lock for this transaction (a no-op UPDATE) and reads what the engine
- * decides on. Every engine transaction that changes a task's nodes starts here, so it is ordered
- * with the API's compare-and-set on the same row: a node start that requires RUNNING either
- * commits before a pause or sees SUSPENDED after it. The event numbers are taken under this lock
- * and `event_seq` set at the end (applyPlan), so a transaction that turns out to apply nothing
- * (fenced) leaves no gap in the event log.
- */
-export async function lockTask(
-  tx: Executor,
-  taskId: number,
-  opts: { running?: boolean } = {},
-): Promise<LockedTask | null> {
-  const onlyRunning = opts.running ? sql`AND state = 'RUNNING'` : empty
-  const [row] = await tx.query<{
-    project_id: number
-    event_seq: number
-    state: TaskState
-    constants: string
-    scope_constants: string
-    callback_url: string | null
-    callback_status: string | null
-    started_at: number | string | null
-    traceparent: string | null
-  }>(
-    sql`UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning}
-        RETURNING project_id, event_seq, state, constants, scope_constants, callback_url, callback_status, started_at, traceparent`,
-  )
-  if (!row) return null
+/** The task row's columns LockedTask is read from. */
+export interface TaskRowDb {
+  project_id: number
+  event_seq: number
+  state: TaskState
+  constants: string
+  scope_constants: string
+  callback_url: string | null
+  callback_status: string | null
+  started_at: number | string | null
+  traceparent: string | null
+}
+
+export function parseTaskRow(row: TaskRowDb): LockedTask {
   return {
     projectId: Number(row.project_id),
     eventSeq: Number(row.event_seq),
@@ -72,6 +57,38 @@ export async function lockTask(
     startedAt: row.started_at === null ? null : Number(row.started_at),
     traceparent: row.traceparent ?? null,
   }
+}
+
+/**
+ * Takes the task row's lock for this transaction (a no-op UPDATE) and reads what the engine
+ * decides on. Every engine transaction that changes a task's nodes on SQLite starts here, and on
+ * PostgreSQL every one but a node step (see lockStep and writeStep), so it is ordered with the
+ * API's compare-and-set on the same row: a node start that requires RUNNING either commits before
+ * a pause or sees SUSPENDED after it. The event numbers are taken under this lock and `event_seq`
+ * set at the end (applyPlan), so a transaction that turns out to apply nothing (fenced) leaves no
+ * gap in the event log.
+ *
+ * `steps: 'exclude'` (PostgreSQL; node actions and poison jobs, which change node rows the engine's
+ * node steps may have read): first takes the task's advisory lock exclusively, which every node
+ * step holds shared from its first statement, so that no step is between its read and its write
+ * meanwhile. Taken before the row, as the steps do (they take the row last), so that neither
+ * waits for the other in a cycle; only a transaction that holds no lock of the task yet may ask
+ * for it.
+ */
+export async function lockTask(
+  tx: Executor,
+  taskId: number,
+  opts: { running?: boolean; steps?: 'exclude' } = {},
+): Promise<LockedTask | null> {
+  const onlyRunning = opts.running ? sql`AND state = 'RUNNING'` : empty
+  const returning = sql`RETURNING project_id, event_seq, state, constants, scope_constants, callback_url, callback_status, started_at, traceparent`
+  const [row] = await tx.query<TaskRowDb>(
+    opts.steps === 'exclude' && tx.provider === 'postgresql'
+      ? sql`WITH a AS (SELECT pg_advisory_xact_lock(CAST(${-taskId} AS BIGINT)) AS locked)
+          UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning} AND EXISTS (SELECT 1 FROM a) ${returning}`
+      : sql`UPDATE tasks SET event_seq = event_seq WHERE id = ${taskId} ${onlyRunning} ${returning}`,
+  )
+  return row ? parseTaskRow(row) : null
 }
 
 /** Parsed trees by task id: a task's tree does not change after creation. */
