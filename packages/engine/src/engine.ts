@@ -35,6 +35,7 @@ export function createEngine(deps: EngineDeps): Engine {
     workerId: deps.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
     logger,
     telemetry: deps.telemetry ?? NO_TELEMETRY,
+    now,
   }
   const ownHttp = deps.outbound ? null : createOutboundClient()
   const http = deps.outbound ?? ownHttp!

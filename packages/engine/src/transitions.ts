@@ -76,6 +76,11 @@ export interface TransitionEnv {
   workerId: string
   logger: Logger
   telemetry: EngineTelemetry
+  /**
+   * The clock (epoch ms). A PostgreSQL node step reads it again once its locks are taken: a step
+   * that waited for another step of its task (at a converge gateway) is then timed after it.
+   */
+  now?: (() => number) | undefined
 }
 
 /** An activity whose start has committed, ready to execute. */
@@ -442,6 +447,8 @@ async function stepOnPostgres(
   const chaining = step.kind === 'result' ? step.chaining : null
   const reads = chaining ? stepReadsFrom(graph, job.nodeId) : rowsReadFrom(graph, job.nodeId)
   await lockStep(tx, job.taskId, step.kind === 'start' ? startWrites(graph, job.nodeId) : reads)
+  // Timed from here: a branch that waited for a sibling's step at their converge is later than it.
+  at = Math.max(at, env.now?.() ?? at)
   for (let tries = 0; tries < STEP_TRIES; tries++) {
     const read = await readStep(tx, job, env.workerId, reads)
     if (!read?.held) return null
@@ -465,10 +472,15 @@ async function stepOnPostgres(
     const decisions: Array<{ ctx: PlanContext; plan: Plan }> = [{ ctx, plan: first }]
     // The successors this completion starts itself (chaining), while the task runs.
     const room = chaining ? chaining.room() : 0
-    const chainedIds =
-      first.finish || ctx.taskState !== 'RUNNING' || room <= 0 ? [] : first.jobs.slice(0, room)
+    // (A node due twice is started once here; its second job stays due, as after a claim.)
+    const chains = !first.finish && ctx.taskState === 'RUNNING'
+    const chainedIds: string[] = []
+    const dueJobs: string[] = []
+    for (const nodeId of first.jobs) {
+      if (chains && chainedIds.length < room && !chainedIds.includes(nodeId)) chainedIds.push(nodeId)
+      else dueJobs.push(nodeId)
+    }
     const leased: string[] = []
-    const dueJobs = first.jobs.slice(chainedIds.length)
     for (const nodeId of chainedIds) {
       ctx = afterPlan(ctx, decisions[decisions.length - 1]!.plan)
       const plan = decideStart(env, job.taskId, ctx, nodeId)
