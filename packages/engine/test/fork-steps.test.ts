@@ -13,8 +13,19 @@ import { createEngine, type Engine } from '../src/index'
 import { type ClaimedJob, claimJobs, GraphCache } from '../src/store'
 import { NO_TELEMETRY } from '../src/telemetry'
 import { TEST_COMPONENTS } from '../src/testing'
-import { type StartOutcome, startNode, type TransitionEnv } from '../src/transitions'
-import { createHarness, events, gapFree, type Harness, insertTask, nodes, operate, PROVIDER } from './helpers'
+import { recordResult, type StartOutcome, startNode, type TransitionEnv } from '../src/transitions'
+import {
+  createHarness,
+  events,
+  gapFree,
+  type Harness,
+  insertTask,
+  nodes,
+  operate,
+  PROVIDER,
+  task,
+  waitFor,
+} from './helpers'
 
 const WORKER = 'step-test'
 
@@ -43,6 +54,7 @@ async function forkWithTwoDueBranches(): Promise<{
   taskId: number
   a: string
   b: string
+  join: string
   jobs: ClaimedJob[]
 }> {
   const t = createTreeBuilder()
@@ -58,11 +70,11 @@ async function forkWithTwoDueBranches(): Promise<{
   await operate(engine, taskId, 'start')
   const jobs = await claimJobs(h.db, WORKER, Date.now(), 60_000, 10)
   expect(jobs.map((j) => j.nodeId).sort()).toEqual([a, b].sort())
-  return { taskId, a, b, jobs }
+  return { taskId, a, b, join, jobs }
 }
 
-/** Runs `startNode` for `job` in a transaction of its own that stops before its write statement until release() is called. */
-function heldStart(db: Db, job: ClaimedJob) {
+/** Runs `step` in a transaction of its own that stops before its write statement until release() is called. */
+function heldStep<T>(db: Db, step: (tx: Executor) => Promise<T>) {
   let reachedWrite!: () => void
   const atWrite = new Promise<void>((resolve) => {
     reachedWrite = resolve
@@ -85,10 +97,12 @@ function heldStart(db: Db, job: ClaimedJob) {
       afterCommit: (fn) => tx.afterCommit(fn),
       publish: (channel, key) => tx.publish(channel, key),
     }
-    return startNode(env, gated, job, Date.now())
+    return step(gated)
   })
   return { atWrite, done, release }
 }
+
+const heldStart = (db: Db, job: ClaimedJob) => heldStep(db, (tx) => startNode(env, tx, job, Date.now()))
 
 async function nodeState(taskId: number, nodeId: string) {
   return (await nodes(h.db, taskId)).get(nodeId)?.state ?? null
@@ -142,5 +156,40 @@ describe.skipIf(PROVIDER !== 'postgresql')('PostgreSQL: node steps of one task',
     const out = await h.db.tx((tx) => startNode(env, tx, again!, Date.now()))
     expect(out.kind).toBe('run')
     expect(await nodeState(taskId, a)).toBe('RUNNING')
+  })
+  it("two completions meet at the converge: the second waits there for the first one's step, then counts its arrival and is timed after it", async () => {
+    const { taskId, a, b, join, jobs } = await forkWithTwoDueBranches()
+    for (const j of jobs) expect((await h.db.tx((tx) => startNode(env, tx, j, Date.now()))).kind).toBe('run')
+    const jobA = jobs.find((j) => j.nodeId === a)!
+    const jobB = jobs.find((j) => j.nodeId === b)!
+    let clock = Date.now() + 10_000
+    const timed: TransitionEnv = { ...env, now: () => clock }
+    const done = { status: 'finished', outputs: {} } as const
+    // b's completion takes the converge's lock (its walk reaches it) and stops before its write.
+    const first = heldStep(h.db, (tx) => recordResult(timed, tx, jobB, done, done, clock, null))
+    await first.atWrite
+    const bFinished = clock
+    clock += 1000
+    // a's completion, timed by its worker before b's, waits for the converge's lock.
+    const second = h.db.tx((tx) => recordResult(timed, tx, jobA, done, done, bFinished - 5000, null))
+    await waitFor('a step waiting for an advisory lock', async () => {
+      const waiting = await h.db.query(
+        sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      )
+      return waiting.length > 0
+    })
+    expect(await nodeState(taskId, join)).toBeNull()
+    first.release()
+    expect((await first.done).applied).not.toBeNull()
+    expect((await second).applied?.finished).toBe(true)
+    const n = await nodes(h.db, taskId)
+    expect(n.get(b)?.finished_at).toBe(bFinished)
+    expect(n.get(join)?.state).toBe('FINISHED')
+    expect(n.get(join)!.started_at!).toBeGreaterThanOrEqual(bFinished)
+    expect((await task(h.db, taskId)).state).toBe('FINISHED')
+    const ev = await events(h.db, taskId)
+    expect(ev.filter((e) => e.node_id === join && e.state === 'FINISHED')).toHaveLength(1)
+    expect(gapFree(ev.map((e) => e.seq))).toBe(true)
   })
 })
