@@ -416,12 +416,12 @@ export async function readStep(
  * starts it chained, merged in order (a node's row as the last plan left it).
  */
 export interface StepWrite {
+  /** The task row as the step read it: the write applies only while its state and constants are still these. */
   task: StepTask
   job: ClaimedJob
   worker: string
   /** A start whose activity runs keeps its job (leased); any other step deletes it. */
   keepJob: boolean
-  /** The task must be in the state the step read (RUNNING for a step that starts anything). */
   rows: readonly NodeWrite[]
   historyCloses: readonly HistoryClose[]
   historyInserts: readonly HistoryInsert[]
