@@ -1,11 +1,18 @@
 import { createPostgresDb } from './postgres'
-import { createSqliteDb } from './sqlite'
+import { createSqliteDb, type SqliteOptions } from './sqlite'
 import type { Db, Provider } from './types'
 
 export type { PrismaClient } from './generated/sqlite/client'
 export { loadMigrations } from './migrations'
 export { chunkRows, empty, join, MAX_BOUND_PARAMETERS, parameterCount, Sql, sql } from './sql'
-export { openSqlite, SQLITE_PRAGMAS, sqlitePath } from './sqlite'
+export {
+  GROUP_COMMIT_MAX_MS,
+  GROUP_COMMIT_MAX_TRANSACTIONS,
+  openSqlite,
+  SQLITE_PRAGMAS,
+  type SqliteOptions,
+  sqlitePath,
+} from './sqlite'
 export type { Db, Executor, Provider, Row } from './types'
 
 export const DEFAULT_DATABASE_URL = 'file:./data/stdops.db'
@@ -25,7 +32,12 @@ export function redactUrl(url: string): string {
 
 export type MigratableDb = Db & { migrate(): Promise<string[]> }
 
+export interface DbOptions extends SqliteOptions {
+  /** PostgreSQL connections in the pool. */
+  poolSize?: number
+}
+
 /** Opens the database the URL names: a SQLite file for `file:…`, PostgreSQL for `postgresql://…`. */
-export function createDb(url: string, opts: { poolSize?: number } = {}): MigratableDb {
-  return providerOf(url) === 'postgresql' ? createPostgresDb(url, opts) : createSqliteDb(url)
+export function createDb(url: string, opts: DbOptions = {}): MigratableDb {
+  return providerOf(url) === 'postgresql' ? createPostgresDb(url, opts) : createSqliteDb(url, opts)
 }

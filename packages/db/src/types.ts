@@ -30,8 +30,11 @@ export interface Db extends Executor {
   readonly prisma: PrismaClient
   readonly url: string
   /**
-   * Runs `fn` in one transaction: commit when it resolves, roll back when it throws. Do no I/O
-   * but the executor's inside `fn`: on SQLite the connection is held for the whole call.
+   * Runs `fn` in one transaction: commit when it resolves, roll back when it throws; resolves
+   * only once committed. Do no I/O but the executor's inside `fn`: on SQLite the connection is
+   * held for the whole call. On SQLite (group commit) transactions queued behind each other share
+   * one COMMIT, each in its own savepoint: one that throws still rolls back alone, but a COMMIT
+   * that fails fails them all.
    */
   tx<T>(fn: (tx: Executor) => Promise<T>): Promise<T>
   /** Cross-process wake-ups: PostgreSQL LISTEN/NOTIFY; in-process only on SQLite. */
