@@ -138,7 +138,10 @@ export async function createRuntime(
   hooks: RuntimeTestHooks = {},
 ): Promise<Runtime> {
   checkSecretKey(env)
-  const db = createDb(env.DATABASE_URL, { poolSize: env.STDOPS_DB_POOL_SIZE })
+  const db = createDb(env.DATABASE_URL, {
+    poolSize: env.STDOPS_DB_POOL_SIZE,
+    groupCommit: env.STDOPS_SQLITE_GROUP_COMMIT === '1',
+  })
   const applied = await db.migrate()
   if (applied.length > 0)
     logger.info({ applied, database: redactUrl(env.DATABASE_URL) }, 'migrations applied')

@@ -22,6 +22,8 @@ const EnvSchema = z.object({
   STDOPS_REVOKE_GRACE_MS: z.coerce.number().int().min(0).default(10000),
   STDOPS_DRAIN_MS: z.coerce.number().int().min(0).default(10000),
   STDOPS_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  /** SQLite: `1` lets transactions queued behind each other share one COMMIT (group commit); `0` turns it off. */
+  STDOPS_SQLITE_GROUP_COMMIT: z.enum(['0', '1']).default('1'),
   STDOPS_DEMO: z.enum(['0', '1']).default('1'),
   /** the web console's built files (default: apps/web/dist of this checkout) */
   STDOPS_CONSOLE_DIR: z.string().min(1).optional(),
