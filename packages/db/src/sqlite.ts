@@ -103,9 +103,9 @@ interface Queued {
  * one writer: every statement and transaction on this connection takes the mutex, so a
  * transaction is never interleaved with another caller's statement.
  *
- * Group commit: a transaction that finds the connection busy queues; when the connection is free,
- * the queued transactions run one after the other inside one BEGIN … COMMIT, each in a SAVEPOINT
- * of its own. One that throws is rolled back to its savepoint alone and its caller gets its error;
+ * Group commit: transactions queue; at the end of the event loop's turn, or when the running batch
+ * is done, the queued transactions run one after the other inside one BEGIN … COMMIT, each in a
+ * SAVEPOINT of its own. One that throws is rolled back to its savepoint alone and its caller gets its error;
  * every other caller is answered only once the shared COMMIT succeeded, and all of them get the
  * error when it fails. A COMMIT is what costs (WAL: it appends every page it changed), so sixteen
  * small transactions cost little more than one.
@@ -313,7 +313,14 @@ export function createSqliteDb(url: string, opts: SqliteOptions = {}): Db & { mi
         reject,
         deadline: Date.now() + SQLITE_BUSY_WAIT_MS,
       })
-      if (!draining) void drain()
+      // The first batch starts once this turn of the event loop is over: the requests read in the
+      // same turn queue their transactions meanwhile. (Statements are synchronous: a transaction
+      // started at once would be done before the next request's handler runs, and none would ever
+      // find another one running.)
+      if (!draining) {
+        draining = true
+        setImmediate(() => void drain())
+      }
     })
 
   return {

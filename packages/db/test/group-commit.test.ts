@@ -88,6 +88,20 @@ describe('SQLite group commit', () => {
     expect(walCommits(off.file)).toBe(N)
   })
 
+  it('transactions asked for by separate callbacks of one event-loop turn (requests read together) share a COMMIT', async () => {
+    const { file, db, observer } = await fresh(WIDE)
+    truncateWal(observer)
+    // Each starts in a callback of its own, as each request's handler does; each finishes its
+    // statements without waiting on anything but the database.
+    const started = Array.from(
+      { length: 8 },
+      (_, i) =>
+        new Promise<string>((resolve, reject) => setImmediate(() => put(db, `s${i}`).then(resolve, reject))),
+    )
+    expect(await Promise.all(started)).toHaveLength(8)
+    expect(walCommits(file)).toBe(1)
+  })
+
   it('a batch is bounded: no more transactions share one COMMIT than its limit', async () => {
     const { file, db, observer } = await fresh({ groupCommitLimits: { transactions: 4, ms: 60_000 } })
     truncateWal(observer)
