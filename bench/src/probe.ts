@@ -380,9 +380,10 @@ export async function probe(
 
     // ---- SQLite: what the operate's transaction costs, and group commit ---------------------------
     // The statements operateTask's transaction runs (read, compare-and-set, event, record), with the
-    // raw driver: one transaction per operation as today, and 16 operations per COMMIT (a SAVEPOINT
-    // each, so one can still roll back alone): what the API could do with the calls queued on its
-    // SQLite mutex. WAL with synchronous=NORMAL: a COMMIT appends every page it changed to the WAL.
+    // raw driver: one transaction per operation (STDOPS_SQLITE_GROUP_COMMIT=0), and 16 operations per
+    // COMMIT, a SAVEPOINT each so that one can still roll back alone (what group commit does with
+    // the transactions queued together). WAL with synchronous=NORMAL: a COMMIT appends every page
+    // it changed to the WAL.
     if (kind === 'sqlite') {
       const c = openSqlite(fresh.url)
       closers.push(async () => {
