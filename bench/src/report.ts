@@ -239,9 +239,15 @@ export function findings(r: Results): string[] {
                 `a ${x.shape} node costs ${((db === 'postgresql' ? x.statements : x.statements - 2 * x.transactions) / 100).toFixed(1)} statements in ${(x.transactions / 100).toFixed(1)} transactions`,
             )
             .join('; ') +
-          ' (claim; start: lock the task row, check the lease, read the node rows the decision needs, write node, history, event, task; complete: ' +
-          "lock the task row, delete the job, read, write, insert the next node's job). Every node transaction of a task locks that task's row " +
-          '(`lockTask`), so the nodes of one fork run their transactions one at a time.',
+          (db === 'postgresql'
+            ? ' (a node step is BEGIN, its advisory locks, one read of the task row, the lease and the node rows, one write of data-modifying ' +
+              "CTEs (task row's event numbers, job, node rows, history, events, the successor's job leased to the same worker), COMMIT; a completion " +
+              "starts its successor in the same transaction; a fork's nodes add a claim each). The task row is locked only from a step's write to its " +
+              'COMMIT: the branches of a fork lock, read and decide at the same time and wait for each other only at their converge and for that one ' +
+              'write and COMMIT (docs/engine.md, "A node\'s transaction").'
+            : ' (claim; start: lock the task row, check the lease, read the node rows the decision needs, write node, history, event, task; complete: ' +
+              "lock the task row, delete the job, read, write, insert the next node's job). Every node transaction of a task locks that task's row " +
+              '(`lockTask`): SQLite has one writer anyway, and group commit lets queued transactions share a COMMIT.'),
       )
     }
   }
