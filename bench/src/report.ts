@@ -283,7 +283,11 @@ export function findings(r: Results): string[] {
   if (forkWaits.length > 0) {
     f.push(
       `During the PostgreSQL fork runs, ${forkWaits.map((e) => `${(100 * e.lockWaitShare!).toFixed(0)}% (${e.processes} process${e.processes > 1 ? 'es' : ''})`).join(' and ')} ` +
-        'of the active connections sampled were waiting on a lock.',
+        'of the active connections sampled were waiting on a lock: every branch of the fork ends at the same converge gateway, and a ' +
+        "completion holds the converge's lock for its whole step (lock, read, decide, write, COMMIT), so the 100 completions of one fork take " +
+        "turns there; each also writes the task row, which numbers the task's events without gaps in commit order. A second worker process " +
+        'adds contenders for the same locks, not throughput. Lifting this needs arrivals counted in the write itself (only the last arrival ' +
+        "decides past the converge) and events numbered apart from the task row: a change to the event log's numbering that clients resume by.",
     )
   }
   const rec = r.latency.filter((l) => l.measure.startsWith('revoke reply → node finish time recorded'))
