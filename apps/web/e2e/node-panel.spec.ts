@@ -20,9 +20,18 @@ test('the demo: approve, a node fails, retry it from the panel with an edited in
   const canvas = page.getByRole('region', { name: 'The pipeline of this task' })
   const panel = page.getByRole('complementary', { name: 'Node details' })
 
-  // The approval point waits; approve it from its panel with a comment.
+  // The approval point waits; approve it from its panel with a comment. (It shows RUNNING a moment
+  // before its component asks for the callback: open the panel once it waits, as a person would.)
+  await expect
+    .poll(
+      async () =>
+        (await stdops.api.node.detail.query({ bk_biz_id: BIZ, task_id: taskId, node_id: 'n_approve' }))
+          .waiting_for,
+      { timeout: 20_000 },
+    )
+    .toBe('callback')
   await canvas.getByRole('button', { name: 'Approve the change: RUNNING' }).click()
-  await expect(panel.getByText('waiting for a callback')).toBeVisible()
+  await expect(panel.getByText('waiting for a callback', { exact: true })).toBeVisible()
   await panel.getByRole('button', { name: 'Approve', exact: true }).click()
   await panel.getByLabel('Comment').fill('go ahead, window agreed')
   await panel.getByRole('button', { name: 'Approve with this comment' }).click()
