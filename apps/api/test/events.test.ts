@@ -1,7 +1,6 @@
 import { createTreeBuilder } from '@stdops/core/testing'
 import { sql } from '@stdops/db'
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client'
-import { EventSource } from 'eventsource'
+import { TRPCClientError } from '@trpc/client'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRuntime } from '../src/deps'
@@ -9,6 +8,7 @@ import { readEnv } from '../src/env'
 import { followTaskEvents, type TaskEvent } from '../src/services/events'
 import { operateTask } from '../src/services/tasks'
 import type { AppRouter } from '../src/trpc/root'
+import { clientFor } from './fixtures'
 import { type Harness, type Identity, makeIdentity, startHarness, waitFor } from './harness'
 
 /** start → set_variables → sleep_timer (`seconds`) → end: a short real run. */
@@ -26,28 +26,6 @@ function shortTree(seconds: number) {
   return b.build()
 }
 
-function clientFor(url: string, id: Pick<Identity, 'appCode' | 'appSecret' | 'token'>) {
-  const headers = {
-    'x-bk-app-code': id.appCode,
-    'x-bk-app-secret': id.appSecret,
-    authorization: `Bearer ${id.token}`,
-  }
-  return createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({
-          url: `${url}/trpc`,
-          EventSource,
-          eventSourceOptions: {
-            fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...headers } }),
-          },
-        }),
-        false: httpLink({ url: `${url}/trpc`, headers }),
-      }),
-    ],
-  })
-}
 type Client = ReturnType<typeof clientFor>
 
 interface Followed {

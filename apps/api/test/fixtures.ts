@@ -1,5 +1,8 @@
 import { createTreeBuilder } from '@stdops/core/testing'
+import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client'
+import { EventSource } from 'eventsource'
 import { expect } from 'vitest'
+import type { AppRouter } from '../src/trpc/root'
 import { authHeader, type EnvelopeReply, esb, type Harness, type Identity, waitFor } from './harness'
 
 /** The six keys of every legacy reply, sorted. */
@@ -197,3 +200,27 @@ export async function rowCounts(h: Pick<Harness, 'deps'>) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** A tRPC client of the server at `url` as `id` (app code, secret and token), subscriptions over SSE with the same headers. */
+export function clientFor(url: string, id: Pick<Identity, 'appCode' | 'appSecret' | 'token'>) {
+  const headers = {
+    'x-bk-app-code': id.appCode,
+    'x-bk-app-secret': id.appSecret,
+    authorization: `Bearer ${id.token}`,
+  }
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        true: httpSubscriptionLink({
+          url: `${url}/trpc`,
+          EventSource,
+          eventSourceOptions: {
+            fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...headers } }),
+          },
+        }),
+        false: httpLink({ url: `${url}/trpc`, headers }),
+      }),
+    ],
+  })
+}

@@ -3,12 +3,9 @@ import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { createTreeBuilder } from '@stdops/core/testing'
 import { sql } from '@stdops/db'
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client'
-import { EventSource } from 'eventsource'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AppRouter } from '../src/trpc/root'
-import { legacyClient, ok, waitForState } from './fixtures'
-import { type Harness, type Identity, makeIdentity, startHarness } from './harness'
+import { clientFor, legacyClient, ok, waitForState } from './fixtures'
+import { type Harness, makeIdentity, startHarness } from './harness'
 
 /**
  * A secret constant (bk-sops's `password` type) is stored sealed with the server key, shown as
@@ -19,29 +16,6 @@ const SECRET = 's3cr3t-P4ss-value-42'
 const OTHER_SECRET = 'an0ther-s3cr3t-for-the-task'
 const BAD_TOKEN = 'bad-t0ken-refused'
 const bodies: string[] = []
-
-function clientFor(url: string, id: Pick<Identity, 'appCode' | 'appSecret' | 'token'>) {
-  const headers = {
-    'x-bk-app-code': id.appCode,
-    'x-bk-app-secret': id.appSecret,
-    authorization: `Bearer ${id.token}`,
-  }
-  return createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({
-          url: `${url}/trpc`,
-          EventSource,
-          eventSourceOptions: {
-            fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...headers } }),
-          },
-        }),
-        false: httpLink({ url: `${url}/trpc`, headers }),
-      }),
-    ],
-  })
-}
 
 let h: Harness
 let echo: { url: string; auths: string[]; close(): Promise<void> }

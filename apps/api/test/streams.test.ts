@@ -1,8 +1,7 @@
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client'
-import { EventSource } from 'eventsource'
+import { TRPCClientError } from '@trpc/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AppRouter } from '../src/trpc/root'
-import { createTemplate, legacyClient, ok, sleepTree } from './fixtures'
+import { clientFor, createTemplate, legacyClient, ok, sleepTree } from './fixtures'
 import { type Harness, type Identity, makeIdentity, startHarness, waitFor } from './harness'
 
 /**
@@ -11,28 +10,6 @@ import { type Harness, type Identity, makeIdentity, startHarness, waitFor } from
  * validated before it reaches the database.
  */
 
-function clientFor(url: string, id: Pick<Identity, 'appCode' | 'appSecret' | 'token'>) {
-  const headers = {
-    'x-bk-app-code': id.appCode,
-    'x-bk-app-secret': id.appSecret,
-    authorization: `Bearer ${id.token}`,
-  }
-  return createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({
-          url: `${url}/trpc`,
-          EventSource,
-          eventSourceOptions: {
-            fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...headers } }),
-          },
-        }),
-        false: httpLink({ url: `${url}/trpc`, headers }),
-      }),
-    ],
-  })
-}
 type Client = ReturnType<typeof clientFor>
 
 interface Stream {
